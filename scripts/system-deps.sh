@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Installs the Debian packages teleoffice needs, only the missing ones.
+#   scripts/system-deps.sh run    what `make run` needs (Python with venv)
+#   scripts/system-deps.sh test   also the real SIP peers the test suite drives
+# Runs apt-get only when something is missing, so repeated calls are instant.
+set -euo pipefail
+
+want=(python3 python3-venv)
+if [ "${1:-run}" = "test" ]; then
+    # sip-tester = sipp; baresip-core = a real softphone for end-to-end tests.
+    want+=(sip-tester baresip-core)
+fi
+
+missing=()
+for pkg in "${want[@]}"; do
+    if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed"; then
+        missing+=("$pkg")
+    fi
+done
+# A python3 from elsewhere (pyenv, a distribution build) with a working venv is fine.
+if command -v python3 >/dev/null && python3 -c 'import sys, venv, ensurepip; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
+    filtered=()
+    for pkg in "${missing[@]}"; do
+        case "$pkg" in python3|python3-venv) ;; *) filtered+=("$pkg") ;; esac
+    done
+    missing=("${filtered[@]+"${filtered[@]}"}")
+fi
+[ "${#missing[@]}" -eq 0 ] && exit 0
+
+if [ "$(id -u)" -ne 0 ]; then
+    echo "teleoffice: please install these Debian packages as root: ${missing[*]}" >&2
+    exit 1
+fi
+echo "Installing Debian packages: ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
