@@ -1,0 +1,182 @@
+"""The composition root: the one place that builds teleoffice's parts and wires them.
+
+Nothing else creates long-lived objects or reads settings; every part receives what
+it needs as arguments, so tests can build any slice of the system on its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import signal
+import time
+from collections.abc import Callable, Generator
+from typing import Any
+
+import uvicorn
+from sqlalchemy.orm import Session, sessionmaker
+
+from teleoffice.calls.registrar import (
+    Binding,
+    CommandKind,
+    Registrar,
+    RegistrarLimits,
+    StoreCommand,
+)
+from teleoffice.config import Settings, load_or_create_secret
+from teleoffice.http.app import create_http_app
+from teleoffice.server.directory import Directory
+from teleoffice.server.metrics import build_registry
+from teleoffice.server.runner import SipRunner
+from teleoffice.server.sip_service import SipService
+from teleoffice.sip.digest import DigestServer
+from teleoffice.store.db import make_engine, session_factory, upgrade
+from teleoffice.store.repos import AccountRepo, RegistrationRepo, StoredBinding, UserRepo
+
+log = logging.getLogger("teleoffice")
+
+
+def to_stored(binding: Binding) -> StoredBinding:
+    return StoredBinding(**dataclasses.asdict(binding))
+
+
+def from_stored(stored: StoredBinding) -> Binding:
+    return Binding(**dataclasses.asdict(stored))
+
+
+def persist_commands(repo: RegistrationRepo) -> Callable[[list[StoreCommand]], None]:
+    """Write a batch of registrar commands in one transaction.
+
+    Only the last command per binding matters, so a phone that re-registered
+    several times within one batch costs one row write.
+    """
+
+    def persist(commands: list[StoreCommand]) -> None:
+        last: dict[tuple[str, str], StoreCommand] = {}
+        for command in commands:
+            last[(command.binding.account, command.binding.uri)] = command
+        saves = [to_stored(c.binding) for c in last.values() if c.kind is CommandKind.SAVE]
+        deletes = [key for key, c in last.items() if c.kind is CommandKind.DELETE]
+        repo.apply(saves=saves, deletes=deletes)
+
+    return persist
+
+
+class _EmbeddedHttpServer(uvicorn.Server):
+    """uvicorn sharing our event loop: signals stay with `serve`, which tells it
+    when to stop, instead of uvicorn taking SIGINT and SIGTERM for itself."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield
+
+
+class Application:
+    """Everything one teleoffice process runs, built from settings."""
+
+    def __init__(self, settings: Settings, *, clock: Callable[[], float] = time.time) -> None:
+        self.settings = settings
+        upgrade(settings.db_url)
+        self.engine = make_engine(settings.db_url)
+        self.sessions: sessionmaker[Session] = session_factory(self.engine)
+        self.registrations = RegistrationRepo(self.sessions)
+        now = clock()
+        self.registrations.purge_expired(now)
+        bindings = [from_stored(b) for b in self.registrations.load_all()]
+        self.registrar = Registrar(
+            RegistrarLimits(
+                min_expires=settings.min_expires,
+                max_expires=settings.max_expires,
+                default_expires=settings.default_expires,
+                max_contacts=settings.max_contacts_per_account,
+            ),
+            bindings,
+        )
+        self.directory = Directory(
+            users=UserRepo(self.sessions, realm=settings.realm),
+            accounts=AccountRepo(self.sessions),
+            clock=time.monotonic,
+        )
+        self.digest = DigestServer(
+            settings.realm, load_or_create_secret(settings), nonce_ttl=settings.nonce_ttl
+        )
+        self.service = SipService(
+            registrar=self.registrar,
+            digest=self.digest,
+            ha1_lookup=self.directory.ha1,
+            user_exists=self.directory.extension_exists,
+        )
+        self.sip = SipRunner(
+            self.service,
+            host=settings.sip_host,
+            port=settings.sip_port,
+            persist=persist_commands(self.registrations),
+            max_message_size=settings.max_message_size,
+            tcp_idle_timeout=settings.tcp_idle_timeout,
+            clock=clock,
+        )
+        self.metrics = build_registry(self.sip)
+        self.http = create_http_app(registry=self.metrics, status=self.status)
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "sip": {"host": self.settings.sip_host, "port": self.sip.port},
+            "registrations": self.registrar.count(),
+            "transactions": self.service.transactions.transaction_count(),
+            "tcp_connections": self.sip.transport.tcp_connection_count,
+        }
+
+    async def run(self, stop: asyncio.Event) -> None:
+        await self.sip.start()
+        config = uvicorn.Config(
+            self.http,
+            host=self.settings.http_host,
+            port=self.settings.http_port,
+            log_level="warning",
+            lifespan="off",
+        )
+        http_server = _EmbeddedHttpServer(config)
+        http_task = asyncio.create_task(http_server.serve())
+        log.info(
+            "teleoffice listening: SIP udp+tcp %s:%d, HTTP %s:%d",
+            self.settings.sip_host,
+            self.sip.port,
+            self.settings.http_host,
+            self.settings.http_port,
+        )
+        try:
+            await stop.wait()
+        finally:
+            http_server.should_exit = True
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(http_task, timeout=5)
+            await self.sip.stop()
+            self.engine.dispose()
+            log.info("teleoffice stopped")
+
+
+def serve(settings: Settings, *, demo: bool) -> int:
+    """Run until SIGINT or SIGTERM; returns the process exit code."""
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        import uvloop  # noqa: PLC0415 - optional speed-up
+
+        runner: Callable[..., Any] = uvloop.run
+    except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
+        runner = asyncio.run
+    del demo  # the CLI seeded the demo directory before calling us
+
+    async def main() -> None:
+        app = Application(settings)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await app.run(stop)
+
+    runner(main())
+    return 0

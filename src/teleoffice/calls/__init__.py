@@ -1,0 +1,1 @@
+"""Pure PBX domain logic: registrar, locations, routing. No I/O."""

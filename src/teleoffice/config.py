@@ -1,0 +1,368 @@
+"""The one settings object of a teleoffice process.
+
+Values come from, highest priority first:
+
+1. keyword arguments (the CLI turns its options into these),
+2. environment variables ``TELEOFFICE_<FIELD>`` (``TELEOFFICE_SIP_PORT=5070``;
+   ``__`` separates the levels of nested settings, should any appear),
+3. a TOML file: the one named by ``TELEOFFICE_CONFIG`` (or the ``config`` keyword),
+   else ``<data_dir>/teleoffice.toml`` when that file exists,
+4. the defaults below, which are safe for a single machine: everything listens on
+   loopback only until an administrator decides otherwise.
+
+Nothing else in the code base reads the environment; the composition root builds a
+`Settings` once and hands it down.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import secrets
+import tempfile
+from pathlib import Path
+from typing import Any, Literal, Self
+
+from pydantic import Field, SecretBytes, ValidationError, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    InitSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+ENV_PREFIX = "TELEOFFICE_"
+CONFIG_FILE_NAME = "teleoffice.toml"
+SECRET_FILE_NAME = "secret.key"  # noqa: S105 (a file name, not a secret)
+DB_FILE_NAME = "teleoffice.db"
+
+# 32 bytes is the output size of SHA-256, the HMAC used for nonces: a longer key
+# adds nothing, a much shorter one makes nonces forgeable by brute force.
+SECRET_BYTES = 32
+MIN_SECRET_BYTES = 16
+
+LogLevel = Literal["CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG"]
+
+
+class ConfigError(ValueError):
+    """The configuration cannot work; the message says what to change."""
+
+
+class Settings(BaseSettings):
+    """Everything a teleoffice process can be told from outside."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="__",
+        # A misspelt key in the TOML file must not be silently ignored.
+        extra="forbid",
+        validate_default=True,
+    )
+
+    config: Path | None = Field(
+        default=None,
+        description=(
+            "TOML file the settings were read from (TELEOFFICE_CONFIG). When unset, "
+            "<data_dir>/teleoffice.toml is read if it exists."
+        ),
+    )
+    data_dir: Path = Field(
+        default=Path("./data"),
+        description="Directory holding the database, the secret key and recordings.",
+    )
+    database_url: str | None = Field(
+        default=None,
+        description=(
+            "SQLAlchemy URL of the database. Unset means an SQLite file "
+            "<data_dir>/teleoffice.db; see `Settings.db_url`."
+        ),
+    )
+    sip_host: str = Field(
+        default="127.0.0.1",
+        min_length=1,
+        description="Address the SIP UDP and TCP listeners bind to.",
+    )
+    sip_port: int = Field(
+        default=5060,
+        ge=0,
+        le=65535,
+        description="Port of the SIP listeners; 0 lets the system choose a free port.",
+    )
+    http_host: str = Field(
+        default="127.0.0.1",
+        min_length=1,
+        description="Address the web portal and REST API bind to.",
+    )
+    http_port: int = Field(
+        default=8080,
+        ge=0,
+        le=65535,
+        description="Port of the web portal; 0 lets the system choose a free port.",
+    )
+    realm: str = Field(
+        default="teleoffice",
+        min_length=1,
+        description=(
+            "SIP digest realm (RFC 3261 section 22.1). Stored HA1 hashes depend on it: "
+            "after changing it every SIP password must be set again."
+        ),
+    )
+    domain: str = Field(
+        default="",
+        description=(
+            "SIP domain of this PBX, the host part of its users' addresses. Empty means "
+            "sip_host; set it when sip_host is a wildcard such as 0.0.0.0."
+        ),
+    )
+    min_expires: int = Field(
+        default=60,
+        ge=1,
+        description="Shortest registration the registrar accepts (423 Interval Too Brief).",
+    )
+    max_expires: int = Field(
+        default=3600,
+        ge=1,
+        description="Longest registration granted; longer requests are shortened.",
+    )
+    default_expires: int = Field(
+        default=3600,
+        ge=1,
+        description="Registration time granted when a REGISTER does not ask for one.",
+    )
+    max_contacts_per_account: int = Field(
+        default=10,
+        ge=1,
+        description="Most contacts one phone account may have registered at once.",
+    )
+    nonce_ttl: float = Field(
+        default=300.0,
+        gt=0,
+        description="Seconds a digest nonce stays valid before the client must get a new one.",
+    )
+    max_message_size: int = Field(
+        default=65535,
+        ge=1500,
+        le=16 * 1024 * 1024,
+        description="Largest SIP message accepted, in bytes (headers and body).",
+    )
+    tcp_idle_timeout: float = Field(
+        default=600.0,
+        gt=0,
+        description="Seconds after which an idle SIP TCP connection is closed.",
+    )
+    log_level: LogLevel = Field(
+        default="INFO",
+        description="Least severe log level written (DEBUG, INFO, WARNING, ERROR, CRITICAL).",
+    )
+    secret_key: SecretBytes | None = Field(
+        default=None,
+        description=(
+            "Key for the HMACs that make nonces unforgeable. Unset means the key kept in "
+            "<data_dir>/secret.key, created on first use; see `load_or_create_secret`."
+        ),
+    )
+
+    @field_validator("data_dir", "config", mode="after")
+    @classmethod
+    def _expand_home(cls, value: Path | None) -> Path | None:
+        return None if value is None else value.expanduser()
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_log_level(cls, value: object) -> object:
+        # Accept `debug` as well as `DEBUG`: environment variables are often lower case.
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("realm")
+    @classmethod
+    def _realm_is_quotable(cls, value: str) -> str:
+        # The realm travels as a quoted-string in WWW-Authenticate; a quote, backslash
+        # or line break in it would corrupt the header or allow header injection.
+        if any(ch in value for ch in '"\\\r\n'):
+            raise ValueError("must not contain quotes, backslashes or line breaks")
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _url_not_blank(cls, value: str | None) -> str | None:
+        if value is not None and not value.strip():
+            return None
+        return value
+
+    @field_validator("secret_key")
+    @classmethod
+    def _secret_long_enough(cls, value: SecretBytes | None) -> SecretBytes | None:
+        if value is not None and len(value.get_secret_value()) < MIN_SECRET_BYTES:
+            raise ValueError(f"must be at least {MIN_SECRET_BYTES} bytes long")
+        return value
+
+    @model_validator(mode="after")
+    def _check_consistency(self) -> Self:
+        if self.min_expires > self.max_expires:
+            raise ValueError(
+                f"min_expires ({self.min_expires}) is greater than max_expires ({self.max_expires})"
+            )
+        if not self.min_expires <= self.default_expires <= self.max_expires:
+            raise ValueError(
+                f"default_expires ({self.default_expires}) must lie between min_expires "
+                f"({self.min_expires}) and max_expires ({self.max_expires})"
+            )
+        # SIP also listens on TCP, so it cannot share a port with the web server on an
+        # address both bind to (port 0 is exempt: each gets its own ephemeral port).
+        if self.sip_port == self.http_port != 0 and _addresses_overlap(
+            self.sip_host, self.http_host
+        ):
+            raise ValueError(
+                f"sip and http both want TCP port {self.sip_port} on overlapping "
+                f"addresses ({self.sip_host}, {self.http_host})"
+            )
+        if not self.domain:
+            self.domain = self.sip_host
+        return self
+
+    @property
+    def db_url(self) -> str:
+        """The database URL to connect to: `database_url`, else the SQLite file in
+        `data_dir` (made absolute, so that a later change of working directory
+        cannot point the process at another database)."""
+        if self.database_url is not None:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / DB_FILE_NAME).resolve().as_posix()}"
+
+    @property
+    def secret_file(self) -> Path:
+        """Where the generated nonce key is kept when `secret_key` is not given."""
+        return self.data_dir / SECRET_FILE_NAME
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The TOML file's location itself depends on the higher-priority sources
+        # (`config`, else `data_dir`), so look those up first. The .env and secrets-dir
+        # sources are deliberately left out: one file format is enough to explain.
+        early: dict[str, Any] = {}
+        early.update(env_settings())
+        if isinstance(init_settings, InitSettingsSource):
+            early.update({k: v for k, v in init_settings.init_kwargs.items() if v is not None})
+        toml_path = _find_toml(early)
+        if toml_path is None:
+            return (init_settings, env_settings)
+        # Record which file was read, at the lowest priority so an explicit value wins.
+        found = InitSettingsSource(settings_cls, init_kwargs={"config": toml_path})
+        return (
+            init_settings,
+            env_settings,
+            TomlConfigSettingsSource(settings_cls, toml_file=toml_path),
+            found,
+        )
+
+
+def _find_toml(early: dict[str, Any]) -> Path | None:
+    explicit = early.get("config")
+    if explicit is not None and str(explicit) != "":
+        path = Path(str(explicit)).expanduser()
+        # A file the user named but that is missing is a mistake worth stopping for;
+        # silently running on defaults could expose the PBX on the wrong address.
+        if not path.is_file():
+            raise ConfigError(f"configuration file {path} does not exist")
+        return path
+    data_dir = Path(str(early.get("data_dir") or "./data")).expanduser()
+    candidate = data_dir / CONFIG_FILE_NAME
+    return candidate if candidate.is_file() else None
+
+
+def _addresses_overlap(a: str, b: str) -> bool:
+    """Whether two bind addresses can collide: equal, or one is a wildcard."""
+    if a == b:
+        return True
+    wildcards = {ipaddress.ip_address("0.0.0.0"), ipaddress.ip_address("::")}  # noqa: S104
+    for host in (a, b):
+        try:
+            if ipaddress.ip_address(host) in wildcards:
+                return True
+        except ValueError:
+            continue  # a host name: it cannot be compared without resolving it
+    return False
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build the settings, raising `ConfigError` with one readable line per problem.
+
+    `overrides` are field values with the highest priority; ``None`` values are
+    dropped so callers can pass unset CLI options straight through.
+    """
+    values = {k: v for k, v in overrides.items() if v is not None}
+    try:
+        return Settings(**values)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc)) from None
+    except ValueError as exc:
+        # TOML syntax errors surface as ValueError (tomllib.TOMLDecodeError).
+        if isinstance(exc, ConfigError):
+            raise
+        raise ConfigError(f"cannot read configuration: {exc}") from None
+
+
+def format_validation_error(exc: ValidationError) -> str:
+    """Render a pydantic ValidationError as ``setting X: problem`` lines."""
+    lines: list[str] = []
+    for err in exc.errors():
+        where = ".".join(str(part) for part in err["loc"])
+        message = err["msg"]
+        # Model-level checks have no location and pydantic prefixes their message.
+        message = message.removeprefix("Value error, ")
+        lines.append(f"setting {where}: {message}" if where else f"invalid settings: {message}")
+    return "; ".join(lines) if lines else str(exc)
+
+
+def load_or_create_secret(settings: Settings) -> bytes:
+    """The key for nonce HMACs.
+
+    An explicit `secret_key` wins. Otherwise the key lives in ``<data_dir>/secret.key``
+    (hex text, mode 0600) so that nonces handed out before a restart stay valid and
+    several processes sharing a data directory agree; it is generated on first use.
+    """
+    if settings.secret_key is not None:
+        return settings.secret_key.get_secret_value()
+    path = settings.secret_file
+    try:
+        return _read_secret(path)
+    except FileNotFoundError:
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_bytes(SECRET_BYTES)
+    # Write a private temporary file (mkstemp creates it with mode 0600, so the key is
+    # never readable by others) and hard-link it into place: the link either appears
+    # complete or fails because another process won the race, whose key we then use.
+    fd, tmp_name = tempfile.mkstemp(prefix=".secret-", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="ascii") as fh:
+            fh.write(key.hex() + "\n")
+        try:
+            os.link(tmp_name, path)
+        except FileExistsError:
+            return _read_secret(path)
+    finally:
+        os.unlink(tmp_name)
+    return key
+
+
+def _read_secret(path: Path) -> bytes:
+    text = path.read_text(encoding="ascii", errors="replace").strip()
+    try:
+        key = bytes.fromhex(text)
+    except ValueError:
+        raise ConfigError(f"{path} does not hold a hex-encoded key") from None
+    if len(key) < MIN_SECRET_BYTES:
+        raise ConfigError(
+            f"{path} holds a key shorter than {MIN_SECRET_BYTES} bytes; "
+            "delete it to have a new one generated"
+        )
+    return key

@@ -1,0 +1,84 @@
+"""A small demo directory for `teleoffice serve --demo`.
+
+The passwords are printed and documented, so the demo must only ever fill an
+empty database: `seed` refuses to touch a directory that already has users.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+
+from teleoffice.config import Settings
+from teleoffice.store.repos import Sessions, UserRepo
+
+
+@dataclass(frozen=True, slots=True)
+class DemoUser:
+    username: str
+    display_name: str
+    extension: str
+    password: str  # portal login
+    sip_password: str  # base phone
+    is_admin: bool = False
+
+
+DEMO_USERS: tuple[DemoUser, ...] = (
+    DemoUser("admin", "Administrator", "200", "admin", "sip200", is_admin=True),
+    DemoUser("alice", "Alice Adams", "201", "alice", "sip201"),
+    DemoUser("bob", "Bob Brown", "202", "bob", "sip202"),
+    DemoUser("carol", "Carol Clark", "203", "carol", "sip203"),
+)
+
+
+def _display_host(host: str) -> str:
+    """A host a person can type: wildcard binds are reachable on loopback, and IPv6
+    literals need brackets inside URLs."""
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return host
+    if address.is_unspecified:
+        return "127.0.0.1" if address.version == 4 else "[::1]"
+    return f"[{host}]" if address.version == 6 else host
+
+
+def seed(session_factory: Sessions, settings: Settings) -> list[str]:
+    """Create the demo users when the users table is empty.
+
+    Returns the lines to print (how to log in to the portal and register a phone),
+    or an empty list when the database already had users and nothing was done.
+    """
+    repo = UserRepo(session_factory, realm=settings.realm)
+    if repo.count() > 0:
+        return []
+    for demo in DEMO_USERS:
+        repo.add_user(
+            demo.username,
+            extension=demo.extension,
+            sip_password=demo.sip_password,
+            display_name=demo.display_name,
+            password=demo.password,
+            is_admin=demo.is_admin,
+            # The demo exists to show telecommuter mode, so people may try it at once.
+            telecommuter_allowed=not demo.is_admin,
+        )
+    portal = f"http://{_display_host(settings.http_host)}:{settings.http_port}/"
+    registrar = f"{_display_host(settings.domain)}:{settings.sip_port}"
+    lines = [
+        "Demo directory created (these passwords are public: do not expose this server).",
+        f"Portal: {portal}  log in with username and password:",
+    ]
+    lines += [
+        f"  {d.username:<6} / {d.password:<6}  {d.display_name}, extension {d.extension}"
+        + (" (administrator)" if d.is_admin else "")
+        for d in DEMO_USERS
+    ]
+    lines += [
+        f"Phones: register to {registrar} (UDP or TCP), realm {settings.realm!r}, with",
+    ]
+    lines += [
+        f"  user {d.extension}  password {d.sip_password}  ({d.username})" for d in DEMO_USERS
+    ]
+    lines.append("Then dial an extension, e.g. 202 from alice's phone to reach bob.")
+    return lines

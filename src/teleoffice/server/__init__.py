@@ -1,0 +1,1 @@
+"""The running server: the SIP service (sans-IO) and its asyncio runner."""

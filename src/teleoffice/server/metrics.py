@@ -1,0 +1,73 @@
+"""Prometheus metrics read from the services' own counters at scrape time.
+
+A custom collector reads plain counters when Prometheus scrapes, so the hot path
+only increments integers and never touches prometheus_client objects.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from teleoffice.server.runner import SipRunner
+
+
+class SipCollector(Collector):
+    def __init__(self, runner: SipRunner) -> None:
+        self.runner = runner
+
+    def collect(self) -> Iterator[Metric]:
+        service = self.runner.service
+        counters = service.counters
+        transport = self.runner.transport
+        yield CounterMetricFamily(
+            "teleoffice_sip_messages_received", "SIP messages received", value=counters.received
+        )
+        yield CounterMetricFamily(
+            "teleoffice_sip_parse_errors",
+            "SIP messages that could not be parsed",
+            value=counters.parse_errors,
+        )
+        yield CounterMetricFamily(
+            "teleoffice_sip_dropped",
+            "SIP messages dropped without an answer",
+            value=counters.dropped,
+        )
+        yield CounterMetricFamily(
+            "teleoffice_sip_auth_failures",
+            "Failed digest authentications",
+            value=counters.auth_failures,
+        )
+        responses = CounterMetricFamily(
+            "teleoffice_sip_responses_sent", "SIP responses sent by status code", labels=["status"]
+        )
+        for status, count in sorted(counters.responses_sent.items()):
+            responses.add_metric([str(status)], count)
+        yield responses
+        yield GaugeMetricFamily(
+            "teleoffice_sip_transactions",
+            "SIP transactions in progress",
+            value=service.transactions.transaction_count(),
+        )
+        yield GaugeMetricFamily(
+            "teleoffice_registrations", "Registered contacts", value=service.registrar.count()
+        )
+        yield GaugeMetricFamily(
+            "teleoffice_sip_tcp_connections",
+            "Open SIP TCP connections",
+            value=transport.tcp_connection_count,
+        )
+        yield CounterMetricFamily(
+            "teleoffice_sip_framing_errors",
+            "TCP connections closed for bad framing",
+            value=transport.framing_errors,
+        )
+
+
+def build_registry(runner: SipRunner) -> CollectorRegistry:
+    registry = CollectorRegistry(auto_describe=True)
+    registry.register(SipCollector(runner))
+    return registry

@@ -1,0 +1,121 @@
+"""The asyncio side of SIP: sockets in, sockets out, one timer, store writes.
+
+This layer is deliberately thin (DESIGN.md section 2): it reads the clock, hands
+bytes to `SipService`, sends what it returns, re-arms a single timer at the
+service's next deadline and writes store commands in batches.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+
+from teleoffice.calls.registrar import StoreCommand
+from teleoffice.server.sip_service import SipService
+from teleoffice.sip.transaction import Address
+from teleoffice.transport.sip_transport import SipTransport
+
+log = logging.getLogger("teleoffice.runner")
+
+# Registrations are written to the database in batches: one transaction every
+# FLUSH_INTERVAL seconds instead of one per REGISTER.  A crash loses at most that
+# window, and phones re-register on their own anyway.
+FLUSH_INTERVAL = 0.2
+
+
+class SipRunner:
+    def __init__(
+        self,
+        service: SipService,
+        *,
+        host: str,
+        port: int,
+        persist: Callable[[list[StoreCommand]], None],
+        max_message_size: int = 65535,
+        tcp_idle_timeout: float = 600.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.service = service
+        self.persist = persist
+        self.clock = clock
+        self.transport = SipTransport(
+            host,
+            port,
+            self._on_message,
+            max_message_size=max_message_size,
+            tcp_idle_timeout=tcp_idle_timeout,
+        )
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at: float | None = None
+        self._flush_task: asyncio.Task[None] | None = None
+        self._stopping = False
+
+    @property
+    def port(self) -> int:
+        return self.transport.port
+
+    async def start(self) -> None:
+        await self.transport.start()
+        self._flush_task = asyncio.create_task(self._flush_loop())
+        self._after_input()
+
+    async def stop(self) -> None:
+        self._stopping = True
+        if self._timer is not None:
+            self._timer.cancel()
+        if self._flush_task is not None:
+            self._flush_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._flush_task
+        await self.transport.stop()
+        await self._flush()
+
+    def _on_message(self, data: bytes, source: Address) -> None:
+        self.service.receive(data, source, self.clock())
+        self._after_input()
+
+    def _after_input(self) -> None:
+        for data, destination in self.service.outgoing():
+            self.transport.send(data, destination)
+        self._arm_timer()
+
+    def _arm_timer(self) -> None:
+        if self._stopping:
+            return
+        deadline = self.service.next_timer()
+        if deadline is None or (self._timer_at is not None and self._timer_at <= deadline):
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+        loop = asyncio.get_running_loop()
+        delay = max(0.0, deadline - self.clock())
+        self._timer_at = deadline
+        self._timer = loop.call_later(delay, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._timer_at = None
+        try:
+            self.service.handle_timers(self.clock())
+        except Exception:  # one bad timer must not stop every later one
+            log.exception("timer handling failed")
+        self._after_input()
+
+    async def _flush_loop(self) -> None:
+        while True:
+            await asyncio.sleep(FLUSH_INTERVAL)
+            await self._flush()
+
+    async def _flush(self) -> None:
+        # Commands are taken on the loop's thread; only the database write runs in
+        # a worker thread, so the service itself is never touched concurrently.
+        commands = self.service.take_commands()
+        if not commands:
+            return
+        try:
+            await asyncio.to_thread(self.persist, commands)
+        except Exception:
+            log.exception("could not write %d registration changes", len(commands))

@@ -1,0 +1,303 @@
+"""The SIP service: teleoffice's UA core, still sans-IO.
+
+Bytes come in with their source address and the current time; responses, store
+commands and the next timer come out.  The asyncio runner (`server.runner`) does
+nothing but move bytes and call `handle_timers`.
+
+Per message:
+1. parse (`sip.message`); a request that cannot be parsed gets 400/505 when the
+   error can be addressed (its Via survived), else it is dropped (RFC 4475);
+2. stamp the top Via with `received` and `rport` (RFC 3261 section 18.2.1,
+   RFC 3581 section 4) so the answer goes back where the request came from;
+3. the transaction layer absorbs retransmissions and reports new requests;
+4. the UAS checks of RFC 3261 section 8.2 (`sip.uas`), then the method's handler.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from teleoffice.calls.registrar import Registrar, StoreCommand
+from teleoffice.sip.builders import make_response, new_tag
+from teleoffice.sip.digest import Algorithm, AuthOutcome, DigestServer
+from teleoffice.sip.errors import LocalProtocolError, ParseError
+from teleoffice.sip.headers import Via
+from teleoffice.sip.message import Headers, MessageParseError, Request, Response, parse_message
+from teleoffice.sip.transaction import (
+    AckReceived,
+    Address,
+    Event,
+    RequestReceived,
+    TransactionLayer,
+    TxKey,
+    response_address,
+)
+from teleoffice.sip.uas import UasPolicy, check_request
+from teleoffice.sip.uri import SipUri
+
+log = logging.getLogger("teleoffice.sip")
+
+HA1Lookup = Callable[[str, Algorithm], str | None]
+UserExists = Callable[[str], bool]
+
+SERVER_NAME = "teleoffice"
+ALLOWED_METHODS = frozenset({"INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "REGISTER"})
+
+
+@dataclass
+class SipCounters:
+    """Plain counters the metrics layer reads; no I/O here."""
+
+    received: int = 0
+    parse_errors: int = 0
+    dropped: int = 0
+    responses_sent: dict[int, int] = field(default_factory=dict)
+    auth_failures: int = 0
+    registrations: int = 0
+
+
+class SipService:
+    def __init__(
+        self,
+        *,
+        registrar: Registrar,
+        digest: DigestServer,
+        ha1_lookup: HA1Lookup,
+        user_exists: UserExists,
+        transactions: TransactionLayer | None = None,
+        server_name: str = SERVER_NAME,
+    ) -> None:
+        self.registrar = registrar
+        self.digest = digest
+        self.ha1_lookup = ha1_lookup
+        self.user_exists = user_exists
+        self.transactions = transactions or TransactionLayer()
+        self.server_name = server_name
+        self.policy = UasPolicy(allowed_methods=ALLOWED_METHODS)
+        self.counters = SipCounters()
+        self._commands: list[StoreCommand] = []
+
+    # ---- inputs -------------------------------------------------------------
+
+    def receive(self, data: bytes, source: Address, now: float) -> None:
+        self.counters.received += 1
+        if not data.strip(b"\r\n\t "):
+            return  # keepalive
+        try:
+            message = parse_message(data, stream=source.transport != "UDP")
+        except MessageParseError as exc:
+            self.counters.parse_errors += 1
+            self._answer_unparseable(exc, source)
+            return
+        except ParseError:
+            self.counters.parse_errors += 1
+            return
+        if isinstance(message, Request):
+            self._receive_request(message, source, now)
+        else:
+            self._dispatch(self.transactions.receive(message, source, now), now)
+
+    def handle_timers(self, now: float) -> None:
+        self._dispatch(self.transactions.handle_timers(now), now)
+        expiry = self.registrar.next_expiry()
+        if expiry is not None and expiry <= now:
+            self._commands.extend(self.registrar.expire(now))
+
+    # ---- outputs ------------------------------------------------------------
+
+    def next_timer(self) -> float | None:
+        deadlines = [t for t in (self.transactions.next_timer(), self.registrar.next_expiry()) if t]
+        return min(deadlines) if deadlines else None
+
+    def outgoing(self) -> list[tuple[bytes, Address]]:
+        return self.transactions.outgoing()
+
+    def take_commands(self) -> list[StoreCommand]:
+        commands, self._commands = self._commands, []
+        return commands
+
+    # ---- requests -----------------------------------------------------------
+
+    def _receive_request(self, request: Request, source: Address, now: float) -> None:
+        try:
+            request.vias = [stamp_via(request.top_via, source), *request.vias[1:]]
+        except ParseError:
+            self.counters.dropped += 1
+            return
+        self._dispatch(self.transactions.receive(request, source, now), now)
+
+    def _dispatch(self, events: list[Event], now: float) -> None:
+        for event in events:
+            if isinstance(event, RequestReceived):
+                try:
+                    self._handle_request(event.key, event.request, event.source, now)
+                except ParseError as exc:
+                    # A header we only parse on demand turned out malformed.
+                    self._respond(event.key, make_response(event.request, 400, exc.reason))
+            elif isinstance(event, AckReceived):
+                # A 2xx ACK with no dialog: nothing to do (RFC 3261 section 17.2.3).
+                pass
+
+    def _handle_request(self, key: TxKey, request: Request, source: Address, now: float) -> None:
+        error = check_request(request, self.policy)
+        if error is not None:
+            self._respond(key, error)
+            return
+        method = request.method
+        if method == "OPTIONS":
+            self._respond(key, self._options_response(request))
+        elif method == "REGISTER":
+            self._register(key, request, source, now)
+        elif method == "INVITE":
+            self._invite(key, request)
+        elif method == "CANCEL":
+            # No INVITE is ever left pending yet, so any CANCEL is for something
+            # already finished (RFC 3261 section 9.2).
+            self._respond(key, make_response(request, 481))
+        elif method == "BYE":
+            self._respond(key, make_response(request, 481))
+
+    def _options_response(self, request: Request) -> Response:
+        # RFC 3261 section 11.2: say what we allow, accept and support.
+        return make_response(
+            request,
+            200,
+            headers=[
+                ("Allow", self.policy.allow_header),
+                ("Accept", "application/sdp"),
+                ("Accept-Encoding", "identity"),
+                ("Accept-Language", "en"),
+                ("Supported", ", ".join(self.policy.supported)),
+            ],
+        )
+
+    def _invite(self, key: TxKey, request: Request) -> None:
+        uri = request.uri
+        assert isinstance(uri, SipUri)  # check_request answered 416 otherwise
+        if uri.user is None or not self.user_exists(uri.user):
+            self._respond(key, make_response(request, 404))
+            return
+        # Calls between phones arrive with the call engine; until then a known
+        # extension is reported as not reachable rather than pretending to ring.
+        self._respond(key, make_response(request, 480, "Calls are not available yet"))
+
+    def _register(self, key: TxKey, request: Request, source: Address, now: float) -> None:
+        header = request.headers.get("Authorization")
+        if header is None:
+            self._challenge(key, request, now)
+            return
+        result = self.digest.verify(
+            method=request.method,
+            header_value=header,
+            lookup=self.ha1_lookup,
+            now=now,
+            body=request.body,
+        )
+        if result.outcome is AuthOutcome.NO_CREDENTIALS:
+            self._challenge(key, request, now)
+            return
+        if result.outcome is AuthOutcome.STALE:
+            self._challenge(key, request, now, stale=True)
+            return
+        if result.outcome is not AuthOutcome.OK or result.username is None:
+            # The same answer whether the account exists or not: a fresh challenge.
+            self.counters.auth_failures += 1
+            log.info(
+                "digest authentication failed for REGISTER from %s:%s", source.host, source.port
+            )
+            self._challenge(key, request, now)
+            return
+        outcome = self.registrar.register(request, account=result.username, source=source, now=now)
+        self._commands.extend(outcome.commands)
+        if outcome.response.status == 200:
+            self.counters.registrations += 1
+        self._respond(key, outcome.response)
+
+    def _challenge(self, key: TxKey, request: Request, now: float, *, stale: bool = False) -> None:
+        headers = [("WWW-Authenticate", value) for value in self.digest.challenge(now, stale=stale)]
+        self._respond(key, make_response(request, 401, headers=headers))
+
+    def _respond(self, key: TxKey, response: Response) -> None:
+        response.headers.add("Server", self.server_name)
+        try:
+            self.transactions.send_response(key, response, 0.0)
+        except LocalProtocolError as exc:
+            log.warning("could not send %s: %s", response.status, exc)
+            return
+        self.counters.responses_sent[response.status] = (
+            self.counters.responses_sent.get(response.status, 0) + 1
+        )
+
+    # ---- unparseable requests ---------------------------------------------------
+
+    def _answer_unparseable(self, exc: MessageParseError, source: Address) -> None:
+        partial = exc.partial
+        if partial is None or partial.method == "ACK":
+            self.counters.dropped += 1
+            return
+        response = error_response_from_raw(partial, exc.status, exc.reason)
+        if response is None:
+            self.counters.dropped += 1
+            return
+        try:
+            vias = response.vias
+            partial.vias = [stamp_via(vias[0], source), *vias[1:]]
+            destination = response_address(partial, source)
+        except ParseError:
+            self.counters.dropped += 1
+            return
+        response.vias = partial.vias
+        response.headers.add("Server", self.server_name)
+        log.info("bad request from %s:%s: %s", source.host, source.port, exc.reason)
+        self.transactions.send_stateless(response, destination)
+        self.counters.responses_sent[exc.status] = (
+            self.counters.responses_sent.get(exc.status, 0) + 1
+        )
+
+
+def stamp_via(via: Via, source: Address) -> Via:
+    """RFC 3261 section 18.2.1 and RFC 3581 section 4."""
+    stamped = via
+    if via.host.strip("[]").lower() != source.host.lower():
+        stamped = stamped.with_param("received", source.host)
+    present, value = via.rport
+    if present and value is None:
+        stamped = stamped.with_param("rport", str(source.port))
+        if stamped.received is None:
+            stamped = stamped.with_param("received", source.host)
+    return stamped
+
+
+def error_response_from_raw(request: Request, status: int, reason: str) -> Response | None:
+    """Build an error answer copying the identifying headers verbatim.
+
+    Used when parsing failed somewhere: only the Via must be sound, since that is
+    where the answer goes.  Everything else is copied as received.
+    """
+    via_values = request.headers.get_all("Via")
+    if not via_values:
+        return None
+    headers = Headers([("Via", v) for v in via_values])
+    for name in ("From", "To", "Call-ID", "CSeq"):
+        value = request.headers.get(name)
+        if value is not None:
+            if name == "To" and ";tag=" not in value.replace(" ", "").lower():
+                value = f"{value};tag={new_tag()}"
+            headers.add(name, value)
+    response = Response(status, _sanitize_reason(status, reason), headers)
+    try:
+        response.vias  # noqa: B018 - the Via must parse, or nobody can be answered
+    except ParseError:
+        return None
+    return response
+
+
+def _sanitize_reason(status: int, detail: str) -> str:
+    # The phrase says what was wrong, without echoing control characters or an
+    # attacker's long input back onto the wire.
+    if status == 505:
+        return "Version Not Supported"
+    text = "".join(c if c.isprintable() else "?" for c in detail)
+    return f"Bad Request ({text})"[:120]
