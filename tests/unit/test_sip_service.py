@@ -41,8 +41,14 @@ def test_retransmitted_request_gets_the_same_answer_without_new_work() -> None:
     # A true retransmission (same branch) is absorbed by the transaction layer.
     data = options("z9hG4bKsame")
     [a] = exchange(service, data, NOW)
-    [b] = exchange(service, data, NOW + 0.1)
+    # Timers run in between (regression: responses were stamped with time 0, so
+    # the transaction ended at the next tick and the copy was handled afresh).
+    service.handle_timers(NOW + 0.5)
+    [b] = exchange(service, data, NOW + 1.0)
     assert a.to.tag == b.to.tag
+    assert service.transactions.transaction_count() == 3
+    service.handle_timers(NOW + 40)
+    assert service.transactions.transaction_count() == 0
 
 
 def test_register_with_digest_stores_binding_and_lists_it() -> None:

@@ -135,7 +135,7 @@ class SipService:
                     self._handle_request(event.key, event.request, event.source, now)
                 except ParseError as exc:
                     # A header we only parse on demand turned out malformed.
-                    self._respond(event.key, make_response(event.request, 400, exc.reason))
+                    self._respond(event.key, make_response(event.request, 400, exc.reason), now)
             elif isinstance(event, AckReceived):
                 # A 2xx ACK with no dialog: nothing to do (RFC 3261 section 17.2.3).
                 pass
@@ -143,21 +143,21 @@ class SipService:
     def _handle_request(self, key: TxKey, request: Request, source: Address, now: float) -> None:
         error = check_request(request, self.policy)
         if error is not None:
-            self._respond(key, error)
+            self._respond(key, error, now)
             return
         method = request.method
         if method == "OPTIONS":
-            self._respond(key, self._options_response(request))
+            self._respond(key, self._options_response(request), now)
         elif method == "REGISTER":
             self._register(key, request, source, now)
         elif method == "INVITE":
-            self._invite(key, request)
+            self._invite(key, request, now)
         elif method == "CANCEL":
             # No INVITE is ever left pending yet, so any CANCEL is for something
             # already finished (RFC 3261 section 9.2).
-            self._respond(key, make_response(request, 481))
+            self._respond(key, make_response(request, 481), now)
         elif method == "BYE":
-            self._respond(key, make_response(request, 481))
+            self._respond(key, make_response(request, 481), now)
 
     def _options_response(self, request: Request) -> Response:
         # RFC 3261 section 11.2: say what we allow, accept and support.
@@ -173,15 +173,15 @@ class SipService:
             ],
         )
 
-    def _invite(self, key: TxKey, request: Request) -> None:
+    def _invite(self, key: TxKey, request: Request, now: float) -> None:
         uri = request.uri
         assert isinstance(uri, SipUri)  # check_request answered 416 otherwise
         if uri.user is None or not self.user_exists(uri.user):
-            self._respond(key, make_response(request, 404))
+            self._respond(key, make_response(request, 404), now)
             return
         # Calls between phones arrive with the call engine; until then a known
         # extension is reported as not reachable rather than pretending to ring.
-        self._respond(key, make_response(request, 480, "Calls are not available yet"))
+        self._respond(key, make_response(request, 480, "Calls are not available yet"), now)
 
     def _register(self, key: TxKey, request: Request, source: Address, now: float) -> None:
         header = request.headers.get("Authorization")
@@ -213,16 +213,16 @@ class SipService:
         self._commands.extend(outcome.commands)
         if outcome.response.status == 200:
             self.counters.registrations += 1
-        self._respond(key, outcome.response)
+        self._respond(key, outcome.response, now)
 
     def _challenge(self, key: TxKey, request: Request, now: float, *, stale: bool = False) -> None:
         headers = [("WWW-Authenticate", value) for value in self.digest.challenge(now, stale=stale)]
-        self._respond(key, make_response(request, 401, headers=headers))
+        self._respond(key, make_response(request, 401, headers=headers), now)
 
-    def _respond(self, key: TxKey, response: Response) -> None:
+    def _respond(self, key: TxKey, response: Response, now: float) -> None:
         response.headers.add("Server", self.server_name)
         try:
-            self.transactions.send_response(key, response, 0.0)
+            self.transactions.send_response(key, response, now)
         except LocalProtocolError as exc:
             log.warning("could not send %s: %s", response.status, exc)
             return

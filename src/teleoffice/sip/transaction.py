@@ -44,9 +44,10 @@ Two departures from the letter of the RFCs, both on purpose:
   absorbs stragglers for T4 like a non-2xx would.  If Timer L fires first, the
   TU gets `AckTimeout` and should end the call with a BYE (section 13.3.1.4).
 
-RFC 2543 peers put no magic cookie in their branch (or a bare one, RFC 4475
-section 3.1.3.2).  Their requests are matched by the older rules of section
-17.2.3: Request-URI, From tag, To tag, Call-ID, CSeq number and top Via.
+RFC 2543 peers put no magic cookie in their branch (or a bare one, as the
+RFC 4475 torture message "badbranch" does).  Their requests are matched by the
+older rules of section 17.2.3: Request-URI, From tag, To tag, Call-ID, CSeq
+number and top Via.
 """
 
 from __future__ import annotations
@@ -105,8 +106,8 @@ class TxKey:
 def is_rfc3261_branch(branch: str | None) -> bool:
     """True when the branch carries the magic cookie and something after it.
 
-    A bare cookie promises uniqueness without providing it (RFC 4475 section
-    3.1.3.2 sends exactly that), so it gets the RFC 2543 treatment.
+    A bare cookie promises uniqueness without providing it (the RFC 4475
+    message "badbranch" sends exactly that), so it gets the RFC 2543 treatment.
     """
     return (
         branch is not None and branch.startswith(MAGIC_COOKIE) and len(branch) > len(MAGIC_COOKIE)
@@ -317,7 +318,7 @@ _RESEND = (Action.RESEND_RESPONSE,)
 _AB, _EF, _GH, _GL = (Timer.A, Timer.B), (Timer.E, Timer.F), (Timer.G, Timer.H), (Timer.G, Timer.L)
 
 INVITE_CLIENT: Table = {
-    # Figure 5, with RFC 6026 section 7.2: a 2xx leads to Accepted, not
+    # Figure 5, with RFC 6026: a 2xx leads to Accepted, not
     # Terminated, so retransmitted 2xx and 2xx from other forks still find the
     # transaction (and reach the TU, which ACKs each) until timer M.
     (S.CALLING, Timer.A): Step(S.CALLING, _SEND, start=(Timer.A,)),
@@ -357,7 +358,7 @@ NON_INVITE_CLIENT: Table = {
 }
 
 INVITE_SERVER: Table = {
-    # Figure 7, with RFC 6026 section 7.1 (a 2xx leads to Accepted).  An ACK
+    # Figure 7, with RFC 6026 (a 2xx leads to Accepted).  An ACK
     # in Proceeding is absorbed: there is no final response for it to confirm.
     (S.PROCEEDING, Input.REQUEST): Step(S.PROCEEDING, _RESEND),
     (S.PROCEEDING, Input.SEND_PROVISIONAL): Step(S.PROCEEDING, _RESPOND),
@@ -548,6 +549,9 @@ class TransactionLayer:
         return key
 
     def send_response(self, key: TxKey, resp: Response, now: float) -> None:
+        """Send the TU's response on server transaction `key` (it goes to the
+        `response_address` of the request).  Raises LocalProtocolError when the
+        transaction is gone or has already sent what forbids this response."""
         tx = self._txs.get(key)
         if tx is None or not key.server:
             raise LocalProtocolError(f"no server transaction {key}")
@@ -734,7 +738,7 @@ class TransactionLayer:
     def _interval(self, tx: _Transaction, timer: Timer) -> float | None:
         """How long `timer` runs this time; None when it is not used on this transport.
 
-        Values from RFC 3261 table 4 and RFC 6026 section 8.
+        Values from RFC 3261 table 4 and RFC 6026 (L and M).
         """
         reliable = tx.peer.reliable
         if timer in _RETRANSMIT_TIMERS and reliable:
