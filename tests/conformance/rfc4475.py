@@ -28,14 +28,14 @@ INVALID_400 = [
 INVALID_RESPONSES = ["scalarlg", "bigcode"]
 
 # What a running teleoffice answers to each request over UDP (None: no answer).
-# Foreign domains (example.com) get a normal rejection; REGISTERs are challenged,
-# since authentication comes before anything else a registrar does.
+# Foreign domains (example.com) get a normal rejection.  REGISTERs and INVITEs are
+# challenged (401) before anything else, so nobody learns which numbers exist.
 EXPECTED_STATUS: dict[str, int | None] = {
-    "wsinv": 404, "intmeth": 501, "esc01": 404, "escnull": 401, "esc02": 501, "lwsdisp": 200,
-    "longreq": 404, "dblreq": 401, "semiuri": 200, "transports": 200, "mpart01": 405,
+    "wsinv": 481, "intmeth": 501, "esc01": 401, "escnull": 401, "esc02": 501, "lwsdisp": 200,
+    "longreq": 401, "dblreq": 401, "semiuri": 200, "transports": 200, "mpart01": 405,
     "badbranch": 200, "unkscm": 416, "novelsc": 416, "unksm2": 401, "bext01": 420,
     "invut": 415, "regaut01": 401, "zeromf": 200, "cparam01": 401, "cparam02": 401,
-    "regescrt": 401, "sdp01": 406, "inv2543": 404,
+    "regescrt": 401, "sdp01": 406, "inv2543": 401,
     "badinv01": None, "clerr": 400, "ncl": 400, "scalar02": 400, "quotbal": 400,
     "ltgtruri": 400, "lwsruri": 400, "lwsstart": 400, "trws": 400, "escruri": 400,
     "baddate": 400, "regbadct": 400, "badaspec": 400, "baddn": 400, "mismatch01": 400,

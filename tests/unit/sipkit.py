@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import itertools
 
+from teleoffice.calls.engine import CallEngine, Party, PhoneTarget
 from teleoffice.calls.registrar import Registrar, RegistrarLimits
+from teleoffice.calls.routing import TrunkView, UserView
+from teleoffice.server.b2bua import B2bua, TrunkPeer
 from teleoffice.server.sip_service import SipService
 from teleoffice.sip.digest import Algorithm, DigestServer, build_authorization, compute_ha1
 from teleoffice.sip.message import Response, parse_message
-from teleoffice.sip.transaction import Address
+from teleoffice.sip.transaction import Address, TransactionLayer
 
 REALM = "teleoffice"
 PHONE = Address("UDP", "127.0.0.1", 5062)
@@ -23,19 +26,74 @@ class FakeAccounts:
         password = self.passwords.get(account)
         return None if password is None else compute_ha1(account, REALM, password, algorithm.base)
 
-    def exists(self, extension: str) -> bool:
-        return extension in self.passwords
+    # The call engine's DirectoryView: every account is a user of that extension.
+    def user_by_number(self, number: str) -> UserView | None:
+        if number not in self.passwords:
+            return None
+        return UserView(f"user{number}", number, f"User {number}", no_answer_timeout=15)
+
+    def trunks(self) -> list[TrunkView]:
+        return self.trunk_views
+
+    trunk_views: list[TrunkView] = []
+
+    def identity(self, account: str) -> tuple[Party, str] | None:
+        user = self.user_by_number(account)
+        return None if user is None else (Party(user.extension, user.display_name), user.username)
+
+
+class FakeMedia:
+    """Stands in for a media session in the sans-IO tests: ports only."""
+
+    def __init__(self, base: int) -> None:
+        self.base = base
+        self.remote: dict[str, tuple[str | None, int | None]] = {}
+
+    def local_port(self, side: str) -> int:
+        return self.base if side == "a" else self.base + 2
+
+    def set_remote(self, side: str, host: str | None, port: int | None) -> None:
+        self.remote[side] = (host, port)
 
 
 def make_service(
-    passwords: dict[str, str] | None = None, limits: RegistrarLimits | None = None
+    passwords: dict[str, str] | None = None,
+    limits: RegistrarLimits | None = None,
+    trunks: dict[str, TrunkPeer] | None = None,
 ) -> SipService:
     accounts = FakeAccounts(passwords if passwords is not None else {"201": "secret201"})
+    registrar = Registrar(limits or RegistrarLimits())
+    trunk_peers = trunks or {}
+
+    def contacts(extension: str, now: float) -> list[PhoneTarget]:
+        return [
+            PhoneTarget(b.account, b.uri, b.transport, b.source_host, b.source_port)
+            for b in registrar.lookup(extension, now)
+        ]
+
+    def trunk_at(address: Address) -> str | None:
+        for peer in trunk_peers.values():
+            if (peer.host, peer.port) == (address.host, address.port):
+                return peer.name
+        return None
+
+    transactions = TransactionLayer()
+    b2bua = B2bua(
+        engine=CallEngine(accounts, contacts),
+        transactions=transactions,
+        local=Address("UDP", "127.0.0.1", 5060),
+        domain="127.0.0.1",
+        media_host="127.0.0.1",
+        trunks=trunk_peers.get,
+    )
     return SipService(
-        registrar=Registrar(limits or RegistrarLimits()),
+        registrar=registrar,
         digest=DigestServer(REALM, b"k" * 32, nonce_ttl=300.0),
         ha1_lookup=accounts.ha1,
-        user_exists=accounts.exists,
+        account_identity=accounts.identity,
+        trunk_at=trunk_at,
+        b2bua=b2bua,
+        transactions=transactions,
     )
 
 
@@ -89,10 +147,11 @@ def register(
     *,
     user: str = "201",
     password: str = "secret201",
+    source: Address = PHONE,
     **kwargs: object,
 ) -> Response:
     """REGISTER, answer the challenge, return the final response."""
-    first = exchange(service, register_bytes(user, **kwargs), now)  # type: ignore[arg-type]
+    first = exchange(service, register_bytes(user, **kwargs), now, source)  # type: ignore[arg-type]
     assert [r.status for r in first] == [401]
     challenge = first[0].headers.get_all("WWW-Authenticate")[0]
     auth = build_authorization(
@@ -102,6 +161,11 @@ def register(
         username=user,
         password=password,
     )
-    final = exchange(service, register_bytes(user, authorization=auth, **kwargs), now)  # type: ignore[arg-type]
+    final = exchange(
+        service,
+        register_bytes(user, authorization=auth, **kwargs),  # type: ignore[arg-type]
+        now,
+        source,
+    )
     assert len(final) == 1
     return final[0]

@@ -19,7 +19,9 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from teleoffice.calls.engine import Caller, Party
 from teleoffice.calls.registrar import Registrar, StoreCommand
+from teleoffice.server.b2bua import B2bua
 from teleoffice.sip.builders import make_response, new_tag
 from teleoffice.sip.digest import Algorithm, AuthOutcome, DigestServer
 from teleoffice.sip.errors import LocalProtocolError, ParseError
@@ -27,10 +29,14 @@ from teleoffice.sip.headers import Via
 from teleoffice.sip.message import Headers, MessageParseError, Request, Response, parse_message
 from teleoffice.sip.transaction import (
     AckReceived,
+    AckTimeout,
     Address,
     Event,
     RequestReceived,
+    ResponseReceived,
     TransactionLayer,
+    TransactionTerminated,
+    TransactionTimeout,
     TxKey,
     response_address,
 )
@@ -40,10 +46,17 @@ from teleoffice.sip.uri import SipUri
 log = logging.getLogger("teleoffice.sip")
 
 HA1Lookup = Callable[[str, Algorithm], str | None]
-UserExists = Callable[[str], bool]
+# The identity a phone account presents when it calls: (extension and display
+# name, username of its user), or None for an account without a user.
+AccountIdentity = Callable[[str], tuple[Party, str] | None]
+# The trunk a request comes from, by its source address (RFC 3261 has no other
+# way to recognise a provider that does not authenticate itself).
+TrunkAt = Callable[[Address], str | None]
 
 SERVER_NAME = "teleoffice"
-ALLOWED_METHODS = frozenset({"INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "REGISTER"})
+ALLOWED_METHODS = frozenset(
+    {"INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "REGISTER", "UPDATE", "INFO"}
+)
 
 
 @dataclass
@@ -65,15 +78,19 @@ class SipService:
         registrar: Registrar,
         digest: DigestServer,
         ha1_lookup: HA1Lookup,
-        user_exists: UserExists,
-        transactions: TransactionLayer | None = None,
+        account_identity: AccountIdentity,
+        trunk_at: TrunkAt,
+        b2bua: B2bua,
+        transactions: TransactionLayer,
         server_name: str = SERVER_NAME,
     ) -> None:
         self.registrar = registrar
         self.digest = digest
         self.ha1_lookup = ha1_lookup
-        self.user_exists = user_exists
-        self.transactions = transactions or TransactionLayer()
+        self.account_identity = account_identity
+        self.trunk_at = trunk_at
+        self.b2bua = b2bua
+        self.transactions = transactions
         self.server_name = server_name
         self.policy = UasPolicy(allowed_methods=ALLOWED_METHODS)
         self.counters = SipCounters()
@@ -101,6 +118,7 @@ class SipService:
 
     def handle_timers(self, now: float) -> None:
         self._dispatch(self.transactions.handle_timers(now), now)
+        self.b2bua.handle_timers(now)
         expiry = self.registrar.next_expiry()
         if expiry is not None and expiry <= now:
             self._commands.extend(self.registrar.expire(now))
@@ -108,7 +126,12 @@ class SipService:
     # ---- outputs ------------------------------------------------------------
 
     def next_timer(self) -> float | None:
-        deadlines = [t for t in (self.transactions.next_timer(), self.registrar.next_expiry()) if t]
+        candidates = (
+            self.transactions.next_timer(),
+            self.registrar.next_expiry(),
+            self.b2bua.next_timer(),
+        )
+        deadlines = [t for t in candidates if t is not None]
         return min(deadlines) if deadlines else None
 
     def outgoing(self) -> list[tuple[bytes, Address]]:
@@ -129,18 +152,28 @@ class SipService:
         self._dispatch(self.transactions.receive(request, source, now), now)
 
     def _dispatch(self, events: list[Event], now: float) -> None:
+        b2bua = self.b2bua
         for event in events:
             if isinstance(event, RequestReceived):
                 try:
-                    self._handle_request(event.key, event.request, event.source, now)
+                    self._handle_request(event, now)
                 except ParseError as exc:
                     # A header we only parse on demand turned out malformed.
                     self._respond(event.key, make_response(event.request, 400, exc.reason), now)
             elif isinstance(event, AckReceived):
-                # A 2xx ACK with no dialog: nothing to do (RFC 3261 section 17.2.3).
-                pass
+                b2bua.ack(event.request)
+            elif isinstance(event, ResponseReceived):
+                b2bua.response(event.key, event.response, now)
+            elif isinstance(event, TransactionTimeout):
+                if not event.key.server:
+                    b2bua.timeout(event.key, now)
+            elif isinstance(event, AckTimeout):
+                b2bua.ack_timeout(event.key, now)
+            elif isinstance(event, TransactionTerminated):
+                b2bua.terminated(event.key)
 
-    def _handle_request(self, key: TxKey, request: Request, source: Address, now: float) -> None:
+    def _handle_request(self, event: RequestReceived, now: float) -> None:
+        key, request, source = event.key, event.request, event.source
         error = check_request(request, self.policy)
         if error is not None:
             self._respond(key, error, now)
@@ -150,13 +183,15 @@ class SipService:
             self._respond(key, self._options_response(request), now)
         elif method == "REGISTER":
             self._register(key, request, source, now)
-        elif method == "INVITE":
-            self._invite(key, request, now)
         elif method == "CANCEL":
-            # No INVITE is ever left pending yet, so any CANCEL is for something
-            # already finished (RFC 3261 section 9.2).
-            self._respond(key, make_response(request, 481), now)
-        elif method == "BYE":
+            self.b2bua.cancel(key, request, event.cancels, now)
+        elif request.to.tag is not None:
+            if not self.b2bua.in_dialog(key, request, now):
+                self._respond(key, make_response(request, 481), now)
+        elif method == "INVITE":
+            self._invite(key, request, source, now)
+        else:
+            # BYE, UPDATE or INFO outside any dialog (RFC 3261 section 12.2.2).
             self._respond(key, make_response(request, 481), now)
 
     def _options_response(self, request: Request) -> Response:
@@ -173,21 +208,43 @@ class SipService:
             ],
         )
 
-    def _invite(self, key: TxKey, request: Request, now: float) -> None:
-        uri = request.uri
-        assert isinstance(uri, SipUri)  # check_request answered 416 otherwise
-        if uri.user is None or not self.user_exists(uri.user):
-            self._respond(key, make_response(request, 404), now)
-            return
-        # Calls between phones arrive with the call engine; until then a known
-        # extension is reported as not reachable rather than pretending to ring.
-        self._respond(key, make_response(request, 480, "Calls are not available yet"), now)
+    def _invite(self, key: TxKey, request: Request, source: Address, now: float) -> None:
+        trunk = self.trunk_at(source)
+        if trunk is not None:
+            # A provider's request: accepted without digest, by its address.
+            frm = request.from_
+            number = frm.uri.user if isinstance(frm.uri, SipUri) and frm.uri.user else "anonymous"
+            caller = Caller(Party(number, frm.display_name), trunk=trunk)
+        else:
+            account = self._authenticate(key, request, source, now)
+            if account is None:
+                return
+            identity = self.account_identity(account)
+            if identity is None:
+                self._respond(key, make_response(request, 403, "Account Has No User"), now)
+                return
+            party, username = identity
+            caller = Caller(party, user=username)
+        self.b2bua.new_call(key, request, source, caller, now)
 
     def _register(self, key: TxKey, request: Request, source: Address, now: float) -> None:
+        account = self._authenticate(key, request, source, now)
+        if account is None:
+            return
+        outcome = self.registrar.register(request, account=account, source=source, now=now)
+        self._commands.extend(outcome.commands)
+        if outcome.response.status == 200:
+            self.counters.registrations += 1
+        self._respond(key, outcome.response, now)
+
+    def _authenticate(
+        self, key: TxKey, request: Request, source: Address, now: float
+    ) -> str | None:
+        """The account a request is authenticated as, or None after challenging it."""
         header = request.headers.get("Authorization")
         if header is None:
             self._challenge(key, request, now)
-            return
+            return None
         result = self.digest.verify(
             method=request.method,
             header_value=header,
@@ -195,25 +252,22 @@ class SipService:
             now=now,
             body=request.body,
         )
-        if result.outcome is AuthOutcome.NO_CREDENTIALS:
-            self._challenge(key, request, now)
-            return
+        if result.outcome is AuthOutcome.OK and result.username is not None:
+            return result.username
         if result.outcome is AuthOutcome.STALE:
             self._challenge(key, request, now, stale=True)
-            return
-        if result.outcome is not AuthOutcome.OK or result.username is None:
+            return None
+        if result.outcome is not AuthOutcome.NO_CREDENTIALS:
             # The same answer whether the account exists or not: a fresh challenge.
             self.counters.auth_failures += 1
             log.info(
-                "digest authentication failed for REGISTER from %s:%s", source.host, source.port
+                "digest authentication failed for %s from %s:%s",
+                request.method,
+                source.host,
+                source.port,
             )
-            self._challenge(key, request, now)
-            return
-        outcome = self.registrar.register(request, account=result.username, source=source, now=now)
-        self._commands.extend(outcome.commands)
-        if outcome.response.status == 200:
-            self.counters.registrations += 1
-        self._respond(key, outcome.response, now)
+        self._challenge(key, request, now)
+        return None
 
     def _challenge(self, key: TxKey, request: Request, now: float, *, stale: bool = False) -> None:
         headers = [("WWW-Authenticate", value) for value in self.digest.challenge(now, stale=stale)]

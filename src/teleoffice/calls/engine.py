@@ -1,0 +1,483 @@
+"""The call engine: the PBX's decisions about calls, as plain Python.
+
+Theory of operation
+-------------------
+A call has one inbound leg (the caller, "A") and any number of outbound
+*branches* (the phones of the called user rung in parallel, or one trunk).  The
+SIP layer reports what happens on the legs (`on_*` methods) and carries out the
+commands the engine returns; the engine never sees a SIP message or a socket.
+
+    CALLING --first 18x--> RINGING --first 2xx--> CONNECTED --BYE either side--> ENDED
+       |                      |
+       +----------------------+--> ENDED (all branches failed, caller cancelled,
+                                          no answer within the user's time)
+
+Rules of forking (RFC 3261 section 16.7 in spirit): the first branch to answer
+wins and every other branch is cancelled; when all fail, the caller gets the
+best of their answers (6xx first, then busy, then the lowest class); a branch
+that answers after another already did is hung up at once.
+
+Every change of a call produces a `CallUpdated` with a snapshot record, so the
+call log (and later the portal) follow calls without knowing these rules.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from enum import Enum
+
+from teleoffice.calls.routing import DirectoryView, ToTrunk, ToUser, Unroutable, UserView, route
+
+A_LEG = "a"
+
+
+class CallState(Enum):
+    CALLING = "calling"
+    RINGING = "ringing"
+    CONNECTED = "connected"
+    ENDED = "ended"
+
+
+class BranchState(Enum):
+    TRYING = "trying"
+    RINGING = "ringing"
+    ANSWERED = "answered"
+    CANCELLING = "cancelling"
+    FAILED = "failed"
+
+
+class Direction(Enum):
+    INTERNAL = "internal"
+    INBOUND = "inbound"
+    OUTBOUND = "outbound"
+
+
+class TimerName(Enum):
+    NO_ANSWER = "no-answer"
+
+
+@dataclass(frozen=True, slots=True)
+class Party:
+    number: str
+    name: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Who places the call: a user's phone (authenticated) or a trunk."""
+
+    party: Party
+    user: str | None = None  # username when the call comes from a user's phone
+    trunk: str | None = None  # trunk name when it comes from a provider
+
+
+@dataclass(frozen=True, slots=True)
+class PhoneTarget:
+    """A registered contact of a user's phone account."""
+
+    account: str
+    uri: str
+    transport: str
+    host: str
+    port: int
+
+
+@dataclass(frozen=True, slots=True)
+class TrunkTarget:
+    trunk: str
+    number: str
+
+
+DialTarget = PhoneTarget | TrunkTarget
+
+
+@dataclass(frozen=True, slots=True)
+class CallRecord:
+    """A snapshot of a call, as the call log and the portal see it."""
+
+    call_id: str
+    direction: Direction
+    caller: Party
+    callee: Party
+    dialled: str
+    route: str | None
+    trunk: str | None
+    caller_user: str | None
+    callee_user: str | None
+    state: CallState
+    started_at: float
+    ringing_at: float | None = None
+    answered_at: float | None = None
+    ended_at: float | None = None
+    outcome: str | None = None
+    status: int | None = None
+    ended_by: str | None = None
+
+
+# ---- commands ---------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Dial:
+    call_id: str
+    branch: str
+    target: DialTarget
+    identity: Party  # who the called side sees as calling
+    callee: Party
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    """Tell the caller the call is ringing (180) or relay early media (183)."""
+
+    call_id: str
+    branch: str
+    status: int
+
+
+@dataclass(frozen=True, slots=True)
+class Connect:
+    call_id: str
+    branch: str
+
+
+@dataclass(frozen=True, slots=True)
+class Reject:
+    call_id: str
+    status: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class CancelBranch:
+    call_id: str
+    branch: str
+
+
+@dataclass(frozen=True, slots=True)
+class Hangup:
+    call_id: str
+    leg: str  # A_LEG or a branch id
+
+
+@dataclass(frozen=True, slots=True)
+class StartTimer:
+    call_id: str
+    name: TimerName
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class StopTimer:
+    call_id: str
+    name: TimerName
+
+
+@dataclass(frozen=True, slots=True)
+class CallUpdated:
+    record: CallRecord
+
+
+Command = (
+    Dial
+    | Progress
+    | Connect
+    | Reject
+    | CancelBranch
+    | Hangup
+    | StartTimer
+    | StopTimer
+    | CallUpdated
+)
+
+
+# ---- state ------------------------------------------------------------------
+
+
+@dataclass
+class Branch:
+    id: str
+    target: DialTarget
+    state: BranchState = BranchState.TRYING
+    status: int | None = None
+
+
+@dataclass
+class Call:
+    record: CallRecord
+    branches: dict[str, Branch] = field(default_factory=dict)
+    connected: str | None = None
+
+    @property
+    def id(self) -> str:
+        return self.record.call_id
+
+    @property
+    def state(self) -> CallState:
+        return self.record.state
+
+    def live_branches(self) -> list[Branch]:
+        return [
+            b
+            for b in self.branches.values()
+            if b.state in (BranchState.TRYING, BranchState.RINGING)
+        ]
+
+
+Contacts = Callable[[str, float], list[PhoneTarget]]
+
+# The order in which failures of parallel branches are reported to the caller:
+# a global failure (6xx) says the callee does not want this call anywhere; busy
+# beats "unavailable" because it is what the user did (RFC 3261 section 16.7).
+_PREFERRED = (603, 600, 604, 606, 486, 480, 487, 408)
+
+
+def best_failure(statuses: list[int]) -> int:
+    for status in _PREFERRED:
+        if status in statuses:
+            return status
+    return min(statuses) if statuses else 480
+
+
+_OUTCOMES = {486: "busy", 600: "busy", 603: "declined", 480: "unavailable", 404: "not-found"}
+
+
+class CallEngine:
+    def __init__(self, directory: DirectoryView, contacts: Contacts) -> None:
+        self.directory = directory
+        self.contacts = contacts
+        self.calls: dict[str, Call] = {}
+        self._branch_ids = itertools.count(1)
+
+    def active_count(self) -> int:
+        return len(self.calls)
+
+    # ---- inputs ---------------------------------------------------------------
+
+    def new_call(self, *, call_id: str, caller: Caller, dialled: str, now: float) -> list[Command]:
+        found = route(dialled, from_trunk=caller.trunk is not None, directory=self.directory)
+        caller_user = caller.user
+        record = CallRecord(
+            call_id=call_id,
+            direction=Direction.INBOUND if caller.trunk else Direction.INTERNAL,
+            caller=caller.party,
+            callee=Party(dialled),
+            dialled=dialled,
+            route=None,
+            trunk=caller.trunk,
+            caller_user=caller_user,
+            callee_user=None,
+            state=CallState.CALLING,
+            started_at=now,
+        )
+        call = Call(record)
+        self.calls[call_id] = call
+        commands: list[Command] = []
+        if isinstance(found, Unroutable):
+            return self._end(
+                call, now, found.status, found.reason, outcome="not-found", by="system"
+            )
+        if isinstance(found, ToUser):
+            return self._call_user(call, found.user, caller, now)
+        assert isinstance(found, ToTrunk)
+        identity = self._outside_identity(caller, found)
+        call.record = replace(
+            record,
+            direction=Direction.OUTBOUND,
+            callee=Party(found.number),
+            route=f"trunk {found.trunk.name}",
+            trunk=found.trunk.name,
+        )
+        branch = self._add_branch(call, TrunkTarget(found.trunk.name, found.number))
+        commands.append(Dial(call_id, branch.id, branch.target, identity, call.record.callee))
+        commands.append(CallUpdated(call.record))
+        return commands
+
+    def on_provisional(
+        self, call_id: str, branch_id: str, status: int, now: float
+    ) -> list[Command]:
+        call, branch = self._branch(call_id, branch_id)
+        if call is None or branch is None:
+            return []
+        if branch.state not in (BranchState.TRYING, BranchState.RINGING):
+            return []
+        branch.state = BranchState.RINGING
+        if call.state is CallState.CONNECTED:
+            return []
+        commands: list[Command] = [Progress(call_id, branch_id, status)]
+        if call.state is CallState.CALLING:
+            call.record = replace(call.record, state=CallState.RINGING, ringing_at=now)
+            commands.append(CallUpdated(call.record))
+        return commands
+
+    def on_answer(self, call_id: str, branch_id: str, now: float) -> list[Command]:
+        call, branch = self._branch(call_id, branch_id)
+        if call is None or branch is None:
+            return []
+        if (
+            call.state in (CallState.CONNECTED, CallState.ENDED)
+            or branch.state is BranchState.CANCELLING
+        ):
+            # Another branch won, or we had cancelled this one: the 2xx crossed
+            # our CANCEL.  The SIP layer ACKs it; we end that dialog at once.
+            branch.state = BranchState.FAILED
+            return [Hangup(call_id, branch_id)]
+        branch.state = BranchState.ANSWERED
+        call.connected = branch_id
+        commands: list[Command] = [
+            Connect(call_id, branch_id),
+            StopTimer(call_id, TimerName.NO_ANSWER),
+        ]
+        for other in call.live_branches():
+            other.state = BranchState.CANCELLING
+            commands.append(CancelBranch(call_id, other.id))
+        call.record = replace(
+            call.record,
+            state=CallState.CONNECTED,
+            answered_at=now,
+            ringing_at=call.record.ringing_at or now,
+        )
+        commands.append(CallUpdated(call.record))
+        return commands
+
+    def on_failure(self, call_id: str, branch_id: str, status: int, now: float) -> list[Command]:
+        call, branch = self._branch(call_id, branch_id)
+        if (
+            call is None
+            or branch is None
+            or branch.state in (BranchState.FAILED, BranchState.ANSWERED)
+        ):
+            return []
+        branch.state = BranchState.FAILED
+        branch.status = status
+        if call.state in (CallState.CONNECTED, CallState.ENDED):
+            return []
+        if 600 <= status < 700:
+            # A global failure ends the search everywhere (RFC 3261 section 16.7).
+            return self._give_up(call, now, status)
+        if call.live_branches():
+            return []
+        statuses = [b.status for b in call.branches.values() if b.status is not None]
+        return self._give_up(call, now, best_failure(statuses))
+
+    def on_cancel(self, call_id: str, now: float) -> list[Command]:
+        """The caller gave up before an answer (CANCEL, RFC 3261 section 9)."""
+        call = self.calls.get(call_id)
+        if call is None or call.state in (CallState.CONNECTED, CallState.ENDED):
+            return []
+        commands = self._cancel_all(call)
+        commands += self._end(
+            call, now, 487, "Request Terminated", outcome="cancelled", by="caller"
+        )
+        return commands
+
+    def on_hangup(self, call_id: str, leg: str, now: float) -> list[Command]:
+        """A BYE arrived on a leg (or the leg is dead: session timer, transport)."""
+        call = self.calls.get(call_id)
+        if call is None:
+            return []
+        if leg == A_LEG:
+            if call.state is not CallState.CONNECTED:
+                return self.on_cancel(call_id, now)
+            assert call.connected is not None
+            return [Hangup(call_id, call.connected), *self._finish(call, now, "caller")]
+        if call.connected == leg:
+            return [Hangup(call_id, A_LEG), *self._finish(call, now, "callee")]
+        return []
+
+    def on_timer(self, call_id: str, name: TimerName, now: float) -> list[Command]:
+        call = self.calls.get(call_id)
+        if call is None or name is not TimerName.NO_ANSWER:
+            return []
+        if call.state not in (CallState.CALLING, CallState.RINGING):
+            return []
+        commands = self._cancel_all(call)
+        commands += self._end(call, now, 480, "No Answer", outcome="no-answer", by="system")
+        return commands
+
+    # ---- helpers ----------------------------------------------------------------
+
+    def _call_user(self, call: Call, user: UserView, caller: Caller, now: float) -> list[Command]:
+        call.record = replace(
+            call.record,
+            callee=Party(user.extension, user.display_name),
+            callee_user=user.username,
+            route=f"extension {user.extension}",
+        )
+        # The callee sees the caller as the SIP layer identified them: a user's
+        # extension and display name, or the number a provider presented.
+        identity = caller.party
+        targets = self.contacts(user.extension, now)
+        if not targets:
+            return self._end(
+                call, now, 480, "Temporarily Unavailable", outcome="unavailable", by="system"
+            )
+        commands: list[Command] = []
+        for target in targets:
+            branch = self._add_branch(call, target)
+            commands.append(Dial(call.id, branch.id, target, identity, call.record.callee))
+        commands.append(StartTimer(call.id, TimerName.NO_ANSWER, now + user.no_answer_timeout))
+        commands.append(CallUpdated(call.record))
+        return commands
+
+    @staticmethod
+    def _outside_identity(caller: Caller, found: ToTrunk) -> Party:
+        # Calls out of a trunk present the trunk's outside number when one is
+        # configured, else the caller's own extension.
+        return Party(found.trunk.outside_number or caller.party.number, caller.party.name)
+
+    def _add_branch(self, call: Call, target: DialTarget) -> Branch:
+        branch = Branch(f"b{next(self._branch_ids)}", target)
+        call.branches[branch.id] = branch
+        return branch
+
+    def _branch(self, call_id: str, branch_id: str) -> tuple[Call | None, Branch | None]:
+        call = self.calls.get(call_id)
+        return call, (call.branches.get(branch_id) if call else None)
+
+    def _cancel_all(self, call: Call) -> list[Command]:
+        commands: list[Command] = []
+        for branch in call.live_branches():
+            branch.state = BranchState.CANCELLING
+            commands.append(CancelBranch(call.id, branch.id))
+        return commands
+
+    def _give_up(self, call: Call, now: float, status: int) -> list[Command]:
+        commands = self._cancel_all(call)
+        outcome = _OUTCOMES.get(status, "failed")
+        reason = {486: "Busy Here", 480: "Temporarily Unavailable"}.get(status, "Call Failed")
+        commands += self._end(call, now, status, reason, outcome=outcome, by="callee")
+        return commands
+
+    def _end(
+        self, call: Call, now: float, status: int, reason: str, *, outcome: str, by: str
+    ) -> list[Command]:
+        commands: list[Command] = [
+            Reject(call.id, status, reason),
+            StopTimer(call.id, TimerName.NO_ANSWER),
+        ]
+        call.record = replace(
+            call.record,
+            state=CallState.ENDED,
+            ended_at=now,
+            outcome=outcome,
+            status=status,
+            ended_by=by,
+        )
+        del self.calls[call.id]
+        commands.append(CallUpdated(call.record))
+        return commands
+
+    def _finish(self, call: Call, now: float, by: str) -> list[Command]:
+        call.record = replace(
+            call.record,
+            state=CallState.ENDED,
+            ended_at=now,
+            outcome="answered",
+            status=200,
+            ended_by=by,
+        )
+        del self.calls[call.id]
+        return [CallUpdated(call.record)]

@@ -1,0 +1,80 @@
+"""Where a dialled number goes: a user, a trunk, or nowhere.
+
+Pure: the directory is a read-only view passed in.  Numbers are compared as
+digits (with an optional leading '+'); anything else is not a number we route.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Protocol
+
+_NUMBER_RE = re.compile(r"\+?[0-9*#]{1,32}")
+
+
+@dataclass(frozen=True, slots=True)
+class UserView:
+    """What routing needs to know of a user."""
+
+    username: str
+    extension: str
+    display_name: str | None
+    no_answer_timeout: int = 15
+
+
+@dataclass(frozen=True, slots=True)
+class TrunkView:
+    name: str
+    prefix: str | None
+    outside_number: str | None = None
+
+
+class DirectoryView(Protocol):
+    def user_by_number(self, number: str) -> UserView | None:
+        """The user an extension number or a DID belongs to."""
+
+    def trunks(self) -> list[TrunkView]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ToUser:
+    user: UserView
+
+
+@dataclass(frozen=True, slots=True)
+class ToTrunk:
+    trunk: TrunkView
+    number: str  # the digits sent to the provider, prefix removed
+
+
+@dataclass(frozen=True, slots=True)
+class Unroutable:
+    status: int
+    reason: str
+
+
+Route = ToUser | ToTrunk | Unroutable
+
+
+def normalize(dialled: str) -> str | None:
+    """The number as digits, or None when it is not a dialable number."""
+    cleaned = dialled.replace(" ", "").replace("-", "")
+    return cleaned if _NUMBER_RE.fullmatch(cleaned) else None
+
+
+def route(dialled: str, *, from_trunk: bool, directory: DirectoryView) -> Route:
+    number = normalize(dialled)
+    if number is None:
+        return Unroutable(404, "Not a number")
+    user = directory.user_by_number(number)
+    if user is not None:
+        return ToUser(user)
+    if from_trunk:
+        # Trunk-to-trunk calls are off: a call from a provider may only reach
+        # users, or anyone who can reach us becomes a free relay for toll fraud.
+        return Unroutable(404, "No such number")
+    for trunk in directory.trunks():
+        if trunk.prefix and number.startswith(trunk.prefix) and len(number) > len(trunk.prefix):
+            return ToTrunk(trunk, number[len(trunk.prefix) :])
+    return Unroutable(404, "No such number")

@@ -1,0 +1,839 @@
+"""The B2BUA: turns the call engine's decisions into SIP legs, still sans-IO.
+
+Each call has an inbound leg A (we are its UAS) and outbound branches (we are
+their UAC).  This module owns everything SIP about them: the 100 Trying, the
+dialogs, ACKs for 2xx, CANCEL, BYE, relaying re-INVITE/UPDATE/INFO between the
+legs, keeping sessions alive (RFC 4028), and rewriting SDP so media flows
+through teleoffice.  What the call *does* (who rings, who wins, when to give
+up) is decided by `calls.engine.CallEngine`.
+
+Media sessions are opened by the asyncio runner: a new call first asks for one
+(`take_media_requests`), and continues in `media_ready` once it has its ports.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from teleoffice.calls.engine import (
+    A_LEG,
+    CallEngine,
+    Caller,
+    CallRecord,
+    CallUpdated,
+    CancelBranch,
+    Command,
+    Connect,
+    Dial,
+    Hangup,
+    PhoneTarget,
+    Progress,
+    Reject,
+    StartTimer,
+    StopTimer,
+    TimerName,
+    TrunkTarget,
+)
+from teleoffice.sip.builders import (
+    make_cancel,
+    make_request,
+    make_response,
+    new_branch,
+    new_call_id,
+    new_tag,
+)
+from teleoffice.sip.dialog import Dialog, DialogState, DialogTable
+from teleoffice.sip.digest import DigestError
+from teleoffice.sip.errors import LocalProtocolError, ParseError, RemoteProtocolError
+from teleoffice.sip.headers import NameAddr, Via
+from teleoffice.sip.message import Request, Response
+from teleoffice.sip.sdp import SdpError, SessionDescription, parse_sdp, with_connection
+from teleoffice.sip.transaction import Address, TransactionLayer, TxKey
+from teleoffice.sip.uri import SipUri, parse_uri
+
+log = logging.getLogger("teleoffice.calls")
+
+SDP = "application/sdp"
+ALLOW = "INVITE, ACK, BYE, CANCEL, OPTIONS, UPDATE, INFO"
+
+
+class MediaHandle(Protocol):
+    """The part of a media session the B2BUA uses."""
+
+    def local_port(self, side: str) -> int: ...
+
+    def set_remote(self, side: str, host: str | None, port: int | None) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class TrunkPeer:
+    """What the SIP side needs to reach a trunk."""
+
+    name: str
+    host: str
+    port: int
+    transport: str = "UDP"
+    use_pai: bool = False
+    # Builds an Authorization value for a 401/407 challenge, or None if we have
+    # no credentials for that realm (`digest.build_authorization_from_ha1`).
+    authorize: Callable[[str, str, str], str | None] | None = None
+
+
+@dataclass
+class Leg:
+    """One side of a call as SIP sees it."""
+
+    name: str  # A_LEG or a branch id
+    peer: Address  # where requests for this leg go (the source we learnt, for NAT)
+    dialog: Dialog | None = None
+    # The last SDP we sent to this leg: a session refresh re-sends it unchanged.
+    sent_sdp: bytes = b""
+    sdp_version: int = 1
+    # Outbound branches only.
+    invite: Request | None = None
+    invite_key: TxKey | None = None
+    got_provisional: bool = False
+    cancel_pending: bool = False
+    auth_tried: bool = False
+    trunk: TrunkPeer | None = None
+    answer: SessionDescription | None = None  # this branch's SDP answer (early or final)
+
+
+@dataclass
+class CallLegs:
+    call_id: str
+    a: Leg
+    a_key: TxKey
+    a_invite: Request
+    a_tag: str
+    a_offer: SessionDescription
+    caller: Caller
+    dialled: str
+    media: MediaHandle | None = None
+    branches: dict[str, Leg] = field(default_factory=dict)
+    a_answer: bytes = b""  # the SDP answer A got (a 183 and the 200 must agree)
+    answered: bool = False  # a final response went to A
+    ended: bool = False
+
+
+@dataclass
+class _Relay:
+    """An in-dialog request forwarded to the other leg, awaiting its answer."""
+
+    call_id: str
+    from_leg: str
+    server_key: TxKey
+    request: Request
+
+
+# Keepalive interval of established legs.  We refresh sessions ourselves (re-INVITE
+# with the SDP we last sent, RFC 4028 section 10) so a leg that vanished without
+# a BYE is noticed: a 408 or 481, or no answer, ends the call.
+DEFAULT_SESSION_INTERVAL = 1800.0
+
+
+class B2bua:
+    def __init__(
+        self,
+        *,
+        engine: CallEngine,
+        transactions: TransactionLayer,
+        local: Address,
+        domain: str,
+        media_host: str,
+        trunks: Callable[[str], TrunkPeer | None],
+        session_interval: float = DEFAULT_SESSION_INTERVAL,
+        server_name: str = "teleoffice",
+    ) -> None:
+        self.engine = engine
+        self.tx = transactions
+        self.local = local
+        self.domain = domain
+        self.media_host = media_host
+        self.trunks = trunks
+        self.session_interval = session_interval
+        self.server_name = server_name
+        self.calls: dict[str, CallLegs] = {}
+        self.dialogs = DialogTable()
+        self._dialog_owner: dict[tuple[str, str, str], tuple[str, str]] = {}
+        # Our client transactions: key -> (call id, leg, purpose).  Entries live
+        # until the transaction layer reports the transaction terminated, so a
+        # 2xx that arrives after its call ended can still be ACKed and ended.
+        self._client: dict[TxKey, tuple[str, Leg, str]] = {}
+        self._relays: dict[TxKey, _Relay] = {}
+        self._a_keys: dict[TxKey, str] = {}
+        # Timers are (due, generation, call id, name); stopping a timer bumps its
+        # generation, so a stale heap entry is recognised and skipped.
+        self._timers: list[tuple[float, int, str, str]] = []
+        self._timer_gen: dict[tuple[str, str], int] = {}
+        self._gen = itertools.count(1)
+        self._media_requests: list[str] = []
+        self._media_releases: list[MediaHandle] = []
+        self._records: list[CallRecord] = []
+        self._ids = itertools.count(1)
+
+    # ---- outputs for the runner ------------------------------------------------------
+
+    def take_media_requests(self) -> list[str]:
+        out, self._media_requests = self._media_requests, []
+        return out
+
+    def take_media_releases(self) -> list[MediaHandle]:
+        out, self._media_releases = self._media_releases, []
+        return out
+
+    def take_records(self) -> list[CallRecord]:
+        out, self._records = self._records, []
+        return out
+
+    def next_timer(self) -> float | None:
+        return self._timers[0][0] if self._timers else None
+
+    def leg_count(self) -> int:
+        return sum(1 + len(c.branches) for c in self.calls.values())
+
+    # ---- new calls ----------------------------------------------------------------------
+
+    def new_call(
+        self, key: TxKey, invite: Request, source: Address, caller: Caller, now: float
+    ) -> None:
+        self._respond(key, make_response(invite, 100), now)
+        offer = self._sdp_of(invite)
+        if offer is None:
+            # Without an offer in the INVITE we would have to invent one and
+            # take the answer from the ACK; phones and trunks teleoffice talks to
+            # offer early, so this is refused clearly rather than half-done.
+            self._respond(key, make_response(invite, 488, "Offer Required In INVITE"), now)
+            return
+        call_id = f"c{next(self._ids)}-{new_tag()[:8]}"
+        uri = invite.uri
+        dialled = uri.user if isinstance(uri, SipUri) and uri.user else ""
+        a_tag = new_tag()
+        call = CallLegs(
+            call_id=call_id,
+            a=Leg(A_LEG, source),
+            a_key=key,
+            a_invite=invite,
+            a_tag=a_tag,
+            a_offer=offer,
+            caller=caller,
+            dialled=dialled,
+        )
+        self.calls[call_id] = call
+        self._a_keys[key] = call_id
+        self._media_requests.append(call_id)
+
+    def media_ready(self, call_id: str, media: MediaHandle, now: float) -> None:
+        call = self.calls.get(call_id)
+        if call is None or call.ended:
+            self._media_releases.append(media)
+            return
+        call.media = media
+        media.set_remote("a", *_media_address(call.a_offer))
+        self._run(
+            self.engine.new_call(
+                call_id=call_id, caller=call.caller, dialled=call.dialled, now=now
+            ),
+            now,
+        )
+
+    def media_failed(self, call_id: str, now: float) -> None:
+        call = self.calls.get(call_id)
+        if call is None:
+            return
+        self._respond(call.a_key, make_response(call.a_invite, 503, "No Media Ports"), now)
+        self._forget(call)
+
+    # ---- incoming requests ---------------------------------------------------------------
+
+    def cancel(self, key: TxKey, request: Request, cancels: TxKey | None, now: float) -> None:
+        call_id = self._a_keys.get(cancels) if cancels else None
+        if call_id is None:
+            self._respond(key, make_response(request, 481), now)
+            return
+        self._respond(key, make_response(request, 200), now)
+        if call_id in self.calls and self.calls[call_id].media is None:
+            call = self.calls[call_id]
+            self._final_to_a(call, 487, "Request Terminated", now)
+            self._forget(call)
+            return
+        self._run(self.engine.on_cancel(call_id, now), now)
+
+    def in_dialog(self, key: TxKey, request: Request, now: float) -> bool:
+        """Handle a request inside one of our dialogs; False if it is not ours."""
+        dialog = self.dialogs.find(request, as_uas=True)
+        if dialog is None:
+            return False
+        owner = self._dialog_owner.get(dialog.id)
+        call = self.calls.get(owner[0]) if owner else None
+        if owner is None or call is None:
+            self._respond(key, make_response(request, 481), now)
+            return True
+        leg_name = owner[1]
+        error = dialog.receive_request(request)
+        if error is not None:
+            self._respond(key, make_response(request, error), now)
+            return True
+        method = request.method
+        if method == "BYE":
+            self._respond(key, make_response(request, 200), now)
+            self._run(self.engine.on_hangup(call.call_id, leg_name, now), now)
+        elif method in ("INVITE", "UPDATE", "INFO"):
+            self._relay(call, leg_name, key, request, now)
+        else:
+            self._respond(key, make_response(request, 405, headers=[("Allow", ALLOW)]), now)
+        return True
+
+    def ack(self, request: Request) -> None:
+        """An ACK for a 2xx we sent: the transaction layer stopped retransmitting."""
+        dialog = self.dialogs.find(request, as_uas=True)
+        if dialog is not None:
+            dialog.receive_request(request)
+
+    def ack_timeout(self, key: TxKey, now: float) -> None:
+        """Our 2xx to A was never ACKed (RFC 3261 section 13.3.1.4): end the call."""
+        call_id = self._a_keys.get(key)
+        if call_id is not None and call_id in self.calls:
+            log.info("call %s: no ACK for our 200, hanging up", call_id)
+            self._run(self.engine.on_hangup(call_id, A_LEG, now), now)
+            self._send_bye(self.calls.get(call_id), A_LEG, now)
+
+    # ---- responses and timeouts on our client transactions --------------------------------
+
+    def owns(self, key: TxKey) -> bool:
+        return key in self._client or key in self._relays
+
+    def response(self, key: TxKey, response: Response, now: float) -> None:
+        relay = self._relays.get(key)
+        if relay is not None:
+            self._relay_response(key, relay, response, now)
+            return
+        entry = self._client.get(key)
+        if entry is None:
+            return
+        call_id, leg, purpose = entry
+        call = self.calls.get(call_id)
+        if purpose == "invite":
+            self._invite_response(call, leg, response, now)
+        elif purpose == "refresh" and response.status in (408, 481) and call is not None:
+            self._leg_lost(call, leg.name, now)
+
+    def timeout(self, key: TxKey, now: float) -> None:
+        relay = self._relays.pop(key, None)
+        if relay is not None:
+            self._respond(relay.server_key, make_response(relay.request, 408), now)
+            return
+        entry = self._client.pop(key, None)
+        if entry is None:
+            return
+        call_id, leg, purpose = entry
+        call = self.calls.get(call_id)
+        if purpose == "invite":
+            self._run(self.engine.on_failure(call_id, leg.name, 408, now), now)
+        elif purpose == "refresh" and call is not None:
+            self._leg_lost(call, leg.name, now)
+
+    def handle_timers(self, now: float) -> None:
+        while self._timers and self._timers[0][0] <= now:
+            _, gen, call_id, name = heapq.heappop(self._timers)
+            if self._timer_gen.get((call_id, name)) != gen:
+                continue
+            del self._timer_gen[(call_id, name)]
+            call = self.calls.get(call_id)
+            if name == TimerName.NO_ANSWER.value:
+                self._run(self.engine.on_timer(call_id, TimerName.NO_ANSWER, now), now)
+            elif name.startswith("refresh:") and call is not None:
+                self._refresh(call, name.split(":", 1)[1], now)
+
+    def terminated(self, key: TxKey) -> None:
+        """The transaction layer forgot a transaction of ours."""
+        self._client.pop(key, None)
+        self._relays.pop(key, None)
+
+    # ---- carrying out the engine's commands -------------------------------------------------
+
+    def _run(self, commands: list[Command], now: float) -> None:
+        for command in commands:
+            call = self.calls.get(
+                command.record.call_id if isinstance(command, CallUpdated) else command.call_id
+            )
+            if isinstance(command, CallUpdated):
+                self._records.append(command.record)
+                if command.record.ended_at is not None and call is not None:
+                    call.ended = True
+                    self._finish(call)
+                continue
+            if call is None:
+                continue
+            if isinstance(command, Dial):
+                self._dial(call, command, now)
+            elif isinstance(command, Progress):
+                self._progress(call, command, now)
+            elif isinstance(command, Connect):
+                self._connect(call, command.branch, now)
+            elif isinstance(command, Reject):
+                self._final_to_a(call, command.status, command.reason, now)
+            elif isinstance(command, CancelBranch):
+                self._cancel_branch(call, command.branch, now)
+            elif isinstance(command, Hangup):
+                self._send_bye(call, command.leg, now)
+            elif isinstance(command, StartTimer):
+                self._push_timer(command.at, call.call_id, command.name.value)
+            elif isinstance(command, StopTimer):
+                self._timer_gen.pop((call.call_id, command.name.value), None)
+
+    def _dial(self, call: CallLegs, command: Dial, now: float) -> None:
+        target = command.target
+        trunk: TrunkPeer | None = None
+        if isinstance(target, PhoneTarget):
+            try:
+                uri = parse_uri(target.uri)
+            except ParseError:
+                uri = SipUri(host=target.host, port=target.port)
+            request_uri = (
+                uri if isinstance(uri, SipUri) else SipUri(host=target.host, port=target.port)
+            )
+            peer = Address(target.transport, target.host, target.port)
+            to = NameAddr(SipUri(host=self.domain, user=command.callee.number), command.callee.name)
+        else:
+            assert isinstance(target, TrunkTarget)
+            trunk = self.trunks(target.trunk)
+            if trunk is None:
+                self._run(self.engine.on_failure(call.call_id, command.branch, 503, now), now)
+                return
+            request_uri = SipUri(host=trunk.host, port=trunk.port, user=target.number)
+            peer = Address(trunk.transport, trunk.host, trunk.port)
+            to = NameAddr(SipUri(host=trunk.host, port=trunk.port, user=target.number))
+        identity = command.identity
+        from_ = NameAddr(
+            SipUri(host=self.domain, user=identity.number), identity.name, (("tag", new_tag()),)
+        )
+        leg = Leg(command.branch, peer, trunk=trunk)
+        call.branches[command.branch] = leg
+        body = self._sdp_for(call, leg, call.a_offer, "b")
+        headers = [
+            ("Allow", ALLOW),
+            ("Supported", "timer"),
+            ("Session-Expires", f"{int(self.session_interval)};refresher=uac"),
+        ]
+        if trunk is not None and trunk.use_pai:
+            headers.append(("P-Asserted-Identity", str(NameAddr(from_.uri, identity.name))))
+        max_forwards = call.a_invite.max_forwards
+        invite = make_request(
+            "INVITE",
+            request_uri,
+            from_=from_,
+            to=to,
+            call_id=new_call_id(self.local.host),
+            cseq=1,
+            via=self._via(peer),
+            contact=self._contact(peer),
+            max_forwards=max(1, (max_forwards if max_forwards is not None else 70) - 1),
+            headers=headers,
+            body=body,
+            content_type=SDP,
+        )
+        self._send_invite(call, leg, invite, now)
+
+    def _send_invite(self, call: CallLegs, leg: Leg, invite: Request, now: float) -> None:
+        leg.invite = invite
+        key = self.tx.send_request(invite, leg.peer, now)
+        leg.invite_key = key
+        self._client[key] = (call.call_id, leg, "invite")
+
+    def _invite_response(
+        self, call: CallLegs | None, leg: Leg, response: Response, now: float
+    ) -> None:
+        status = response.status
+        if status == 100 or leg.invite is None:
+            return
+        if call is None or call.ended:
+            if 200 <= status < 300:
+                self._end_orphan(leg, response, now)
+            return
+        call_id = call.call_id
+        if status < 200:
+            leg.got_provisional = True
+            if leg.cancel_pending:
+                self._send_cancel(call, leg, now)
+                return
+            early = self._sdp_of(response)
+            if early is not None:
+                leg.answer = early
+                if call.media is not None:
+                    call.media.set_remote("b", *_media_address(early))
+                call.a_answer = self._sdp_for(call, call.a, early, "a")
+            self._run(
+                self.engine.on_provisional(call_id, leg.name, 183 if early else 180, now), now
+            )
+            return
+        if 200 <= status < 300:
+            if leg.dialog is not None:
+                # A retransmitted 2xx: our ACK was lost (RFC 3261 section 13.2.2.4).
+                self._send_ack(leg)
+                return
+            if not self._open_uac_dialog(call_id, leg, response):
+                self._run(self.engine.on_failure(call_id, leg.name, 502, now), now)
+                return
+            answer = self._sdp_of(response)
+            if answer is None:
+                self._send_bye(call, leg.name, now)
+                self._run(self.engine.on_failure(call_id, leg.name, 488, now), now)
+                return
+            leg.answer = answer
+            self._run(self.engine.on_answer(call_id, leg.name, now), now)
+            return
+        challenged = status in (401, 407) and leg.trunk is not None and not leg.auth_tried
+        if challenged and self._retry_with_auth(call, leg, response, now):
+            return
+        self._run(self.engine.on_failure(call_id, leg.name, status, now), now)
+
+    def _open_uac_dialog(self, call_id: str, leg: Leg, response: Response) -> bool:
+        """Create the dialog of a 2xx and ACK it (the ACK is ours to send, not the
+        transaction's: RFC 3261 section 13.2.2.4)."""
+        assert leg.invite is not None
+        try:
+            leg.dialog = Dialog.from_uac(leg.invite, response)
+        except (LocalProtocolError, RemoteProtocolError, ParseError) as exc:
+            log.info("call %s: unusable 2xx on %s: %s", call_id, leg.name, exc)
+            return False
+        self.dialogs.add(leg.dialog)
+        self._dialog_owner[leg.dialog.id] = (call_id, leg.name)
+        self._send_ack(leg)
+        return True
+
+    def _end_orphan(self, leg: Leg, response: Response, now: float) -> None:
+        """A 2xx for a call that already ended (it crossed our CANCEL): ACK it and
+        hang up at once, or the callee's phone would stay off-hook."""
+        if leg.dialog is not None:
+            self._send_ack(leg)
+            return
+        try:
+            leg.dialog = Dialog.from_uac(leg.invite, response)  # type: ignore[arg-type]
+        except (LocalProtocolError, RemoteProtocolError, ParseError):
+            return
+        self._send_ack(leg)
+        bye, _ = leg.dialog.create_request("BYE", via=self._via(leg.peer))
+        self.tx.send_request(bye, leg.peer, now)
+        leg.dialog.state = DialogState.TERMINATED
+
+    def _retry_with_auth(self, call: CallLegs, leg: Leg, response: Response, now: float) -> bool:
+        """Answer a trunk's digest challenge once (RFC 3261 section 22.2)."""
+        trunk = leg.trunk
+        assert trunk is not None
+        assert leg.invite is not None
+        header = "WWW-Authenticate" if response.status == 401 else "Proxy-Authenticate"
+        challenges = response.headers.get_all(header)
+        if trunk.authorize is None or not challenges:
+            return False
+        try:
+            value = trunk.authorize(challenges[0], "INVITE", str(leg.invite.uri))
+        except DigestError as exc:
+            log.warning("trunk %s: cannot answer its challenge: %s", trunk.name, exc)
+            return False
+        if value is None:
+            log.warning("trunk %s challenged with a realm we have no credentials for", trunk.name)
+            return False
+        leg.auth_tried = True
+        invite = leg.invite
+        retry = Request("INVITE", invite.uri, invite.headers.copy(), invite.body)
+        retry.vias = [self._via(leg.peer)]
+        seq = invite.cseq.seq + 1
+        retry.headers.set("CSeq", f"{seq} INVITE")
+        retry.invalidate()
+        retry.headers.set(
+            "Authorization" if response.status == 401 else "Proxy-Authorization", value
+        )
+        self._send_invite(call, leg, retry, now)
+        return True
+
+    def _progress(self, call: CallLegs, command: Progress, now: float) -> None:
+        if call.answered:
+            return
+        # Early media: the branch's SDP is wired into the media session and the
+        # caller gets our side of it.
+        body = call.a_answer if command.status == 183 else b""
+        response = make_response(
+            call.a_invite,
+            command.status,
+            to_tag=call.a_tag,
+            headers=[("Contact", str(self._contact(call.a.peer))), ("Allow", ALLOW)],
+            body=body,
+            content_type=SDP if body else None,
+        )
+        self._respond(call.a_key, response, now)
+
+    def _connect(self, call: CallLegs, branch: str, now: float) -> None:
+        winner = call.branches[branch]
+        # Only now, when this branch has won, does media go to it.
+        if winner.answer is not None:
+            if call.media is not None:
+                call.media.set_remote("b", *_media_address(winner.answer))
+            call.a_answer = self._sdp_for(call, call.a, winner.answer, "a")
+        body = call.a_answer
+        response = make_response(
+            call.a_invite,
+            200,
+            to_tag=call.a_tag,
+            headers=[
+                ("Contact", str(self._contact(call.a.peer))),
+                ("Allow", ALLOW),
+                ("Supported", "timer"),
+            ],
+            body=body,
+            content_type=SDP,
+        )
+        call.a.sent_sdp = body
+        call.answered = True
+        self._respond(call.a_key, response, now)
+        dialog = Dialog.from_uas(call.a_invite, call.a_tag, self._contact(call.a.peer))
+        call.a.dialog = dialog
+        self.dialogs.add(dialog)
+        self._dialog_owner[dialog.id] = (call.call_id, A_LEG)
+        self._push_timer(now + self.session_interval / 2, call.call_id, f"refresh:{A_LEG}")
+        self._push_timer(now + self.session_interval / 2, call.call_id, f"refresh:{branch}")
+
+    def _final_to_a(self, call: CallLegs, status: int, reason: str, now: float) -> None:
+        if call.answered:
+            return
+        call.answered = True
+        response = make_response(call.a_invite, status, reason, to_tag=call.a_tag)
+        self._respond(call.a_key, response, now)
+
+    def _cancel_branch(self, call: CallLegs, branch: str, now: float) -> None:
+        leg = call.branches.get(branch)
+        if leg is None or leg.invite is None:
+            return
+        if leg.got_provisional:
+            self._send_cancel(call, leg, now)
+        else:
+            # RFC 3261 section 9.1: no CANCEL before a provisional response; send
+            # it when one arrives (or the INVITE times out by itself).
+            leg.cancel_pending = True
+
+    def _send_cancel(self, call: CallLegs, leg: Leg, now: float) -> None:
+        assert leg.invite is not None
+        leg.cancel_pending = False
+        cancel = make_cancel(leg.invite)
+        key = self.tx.send_request(cancel, leg.peer, now)
+        self._client[key] = (call.call_id, leg, "cancel")
+
+    def _send_bye(self, call: CallLegs | None, leg_name: str, now: float) -> None:
+        if call is None:
+            return
+        leg = call.a if leg_name == A_LEG else call.branches.get(leg_name)
+        if leg is None or leg.dialog is None or leg.dialog.state is DialogState.TERMINATED:
+            return
+        bye, _ = leg.dialog.create_request("BYE", via=self._via(leg.peer))
+        key = self.tx.send_request(bye, leg.peer, now)
+        self._client[key] = (call.call_id, leg, "bye")
+        leg.dialog.state = DialogState.TERMINATED
+
+    def _send_ack(self, leg: Leg) -> None:
+        assert leg.dialog is not None
+        assert leg.invite is not None
+        ack, _ = leg.dialog.create_ack(leg.invite.cseq.seq, via=self._via(leg.peer))
+        self.tx.send_stateless(ack, leg.peer)
+
+    # ---- relaying in-dialog requests ---------------------------------------------------------
+
+    def _relay(
+        self, call: CallLegs, from_leg: str, key: TxKey, request: Request, now: float
+    ) -> None:
+        other_name = self._other_leg(call, from_leg)
+        other = call.a if other_name == A_LEG else call.branches.get(other_name or "")
+        if other is None or other.dialog is None or other.dialog.state is not DialogState.CONFIRMED:
+            self._respond(
+                key, make_response(request, 491 if request.method == "INVITE" else 481), now
+            )
+            return
+        body = request.body
+        content_type = request.headers.get("Content-Type")
+        if body and (content_type or "").lower().startswith(SDP):
+            try:
+                offer = parse_sdp(body)
+            except SdpError:
+                self._respond(key, make_response(request, 488, "Bad SDP"), now)
+                return
+            side = "a" if from_leg == A_LEG else "b"
+            if call.media is not None:
+                host, port = _media_address(offer)
+                call.media.set_remote(side, host, port)
+            body = self._sdp_for(call, other, offer, "b" if other_name != A_LEG else "a")
+        headers = [
+            (name, value)
+            for name, value in request.headers
+            if name in ("Content-Disposition", "Info-Package", "Session-Expires", "Supported")
+        ]
+        forwarded, _ = other.dialog.create_request(
+            request.method,
+            via=self._via(other.peer),
+            contact=self._contact(other.peer),
+            headers=headers,
+            body=body,
+            content_type=content_type if body else None,
+        )
+        out_key = self.tx.send_request(forwarded, other.peer, now)
+        self._relays[out_key] = _Relay(call.call_id, from_leg, key, request)
+
+    def _relay_response(self, key: TxKey, relay: _Relay, response: Response, now: float) -> None:
+        if response.status < 200:
+            return
+        del self._relays[key]
+        call = self.calls.get(relay.call_id)
+        leg = None
+        if call is not None:
+            leg = call.a if relay.from_leg == A_LEG else call.branches.get(relay.from_leg)
+            other_name = self._other_leg(call, relay.from_leg)
+            other = call.a if other_name == A_LEG else call.branches.get(other_name or "")
+            if other is not None and other.dialog is not None and response.status < 300:
+                other.dialog.update_from_response(response)
+                if relay.request.method == "INVITE":
+                    ack, _ = other.dialog.create_ack(response.cseq.seq, via=self._via(other.peer))
+                    self.tx.send_stateless(ack, other.peer)
+        body = response.body
+        content_type = response.headers.get("Content-Type")
+        if (
+            call is not None
+            and leg is not None
+            and body
+            and (content_type or "").lower().startswith(SDP)
+        ):
+            try:
+                answer = parse_sdp(body)
+            except SdpError:
+                answer = None
+            if answer is not None:
+                side = "b" if relay.from_leg == A_LEG else "a"
+                if call.media is not None:
+                    host, port = _media_address(answer)
+                    call.media.set_remote(side, host, port)
+                body = self._sdp_for(call, leg, answer, "a" if relay.from_leg == A_LEG else "b")
+        headers: list[tuple[str, str]] = []
+        if leg is not None and response.status < 300:
+            headers.append(("Contact", str(self._contact(leg.peer))))
+        answer_response = make_response(
+            relay.request,
+            response.status,
+            response.reason,
+            headers=headers,
+            body=body,
+            content_type=content_type if body else None,
+        )
+        self._respond(relay.server_key, answer_response, now)
+        if response.status in (408, 481) and call is not None:
+            self._leg_lost(call, self._other_leg(call, relay.from_leg) or A_LEG, now)
+
+    # ---- session refresh ----------------------------------------------------------------------
+
+    def _refresh(self, call: CallLegs, leg_name: str, now: float) -> None:
+        leg = call.a if leg_name == A_LEG else call.branches.get(leg_name)
+        if leg is None or leg.dialog is None or leg.dialog.state is not DialogState.CONFIRMED:
+            return
+        # An UPDATE without a body refreshes the session without touching media
+        # (RFC 4028 section 9); it needs no ACK and every phone we target allows it.
+        update, _ = leg.dialog.create_request(
+            "UPDATE",
+            via=self._via(leg.peer),
+            contact=self._contact(leg.peer),
+            headers=[("Session-Expires", f"{int(self.session_interval)};refresher=uac")],
+        )
+        key = self.tx.send_request(update, leg.peer, now)
+        self._client[key] = (call.call_id, leg, "refresh")
+        self._push_timer(now + self.session_interval / 2, call.call_id, f"refresh:{leg_name}")
+
+    def _leg_lost(self, call: CallLegs, leg_name: str, now: float) -> None:
+        log.info("call %s: leg %s is gone, ending the call", call.call_id, leg_name)
+        leg = call.a if leg_name == A_LEG else call.branches.get(leg_name)
+        if leg is not None and leg.dialog is not None:
+            leg.dialog.state = DialogState.TERMINATED
+        self._run(self.engine.on_hangup(call.call_id, leg_name, now), now)
+
+    # ---- helpers ---------------------------------------------------------------------------------
+
+    def _finish(self, call: CallLegs) -> None:
+        if call.media is not None:
+            self._media_releases.append(call.media)
+            call.media = None
+        self._forget(call)
+
+    def _forget(self, call: CallLegs) -> None:
+        self.calls.pop(call.call_id, None)
+        self._a_keys.pop(call.a_key, None)
+        for leg in (call.a, *call.branches.values()):
+            if leg.dialog is not None:
+                self.dialogs.remove(leg.dialog)
+                self._dialog_owner.pop(leg.dialog.id, None)
+
+    def _other_leg(self, call: CallLegs, leg_name: str) -> str | None:
+        if leg_name == A_LEG:
+            return next((n for n, leg in call.branches.items() if leg.dialog is not None), None)
+        return A_LEG
+
+    def _push_timer(self, at: float, call_id: str, name: str) -> None:
+        gen = next(self._gen)
+        self._timer_gen[(call_id, name)] = gen
+        heapq.heappush(self._timers, (at, gen, call_id, name))
+
+    def _respond(self, key: TxKey, response: Response, now: float) -> None:
+        response.headers.add("Server", self.server_name)
+        try:
+            self.tx.send_response(key, response, now)
+        except LocalProtocolError as exc:
+            log.debug("could not send %s: %s", response.status, exc)
+
+    def _via(self, peer: Address) -> Via:
+        return Via(
+            peer.transport,
+            self.local.host,
+            self.local.port,
+            (("branch", new_branch()), ("rport", None)),
+        )
+
+    def _contact(self, peer: Address) -> NameAddr:
+        params = (("transport", peer.transport.lower()),) if peer.transport != "UDP" else ()
+        return NameAddr(
+            SipUri(host=self.local.host, port=self.local.port, user="teleoffice", params=params)
+        )
+
+    @staticmethod
+    def _sdp_of(message: Request | Response) -> SessionDescription | None:
+        ctype = message.headers.get("Content-Type")
+        if not message.body or not (ctype or "").lower().startswith(SDP):
+            return None
+        try:
+            return parse_sdp(message.body)
+        except SdpError:
+            return None
+
+    def _sdp_for(self, call: CallLegs, leg: Leg, sdp: SessionDescription, side: str) -> bytes:
+        """`sdp` as `leg` must see it: media at our port for that side of the call."""
+        if call.media is None:
+            return sdp.to_bytes()
+        port = call.media.local_port(side)
+        ports = [port if m.port != 0 and m.media == "audio" else 0 for m in sdp.media]
+        leg.sdp_version += 1
+        rewritten = with_connection(sdp, self.media_host, ports, leg.sdp_version)
+        data = rewritten.to_bytes()
+        leg.sent_sdp = data
+        return data
+
+
+def _media_address(sdp: SessionDescription) -> tuple[str | None, int | None]:
+    """Where the peer wants audio: None when it is on hold or rejected."""
+    for index, media in enumerate(sdp.media):
+        if media.media != "audio" or media.port == 0:
+            continue
+        connection = media.connection or sdp.connection
+        if connection is None or connection.address in ("0.0.0.0", "::"):  # noqa: S104 - RFC 2543 hold
+            return None, None
+        direction = sdp.media_direction(index).value
+        if direction in ("sendonly", "inactive"):
+            return None, None
+        return connection.address, media.port
+    return None, None
