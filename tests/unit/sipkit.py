@@ -33,9 +33,7 @@ class FakeAccounts:
         return UserView(f"user{number}", number, f"User {number}", no_answer_timeout=15)
 
     def trunks(self) -> list[TrunkView]:
-        return self.trunk_views
-
-    trunk_views: list[TrunkView] = []
+        return [TrunkView("prov", "9", outside_number="5550100")]
 
     def identity(self, account: str) -> tuple[Party, str] | None:
         user = self.user_by_number(account)

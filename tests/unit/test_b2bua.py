@@ -98,7 +98,8 @@ def invite_bytes(
 
 def call_from_alice(net: Net, to: str) -> list[tuple[Request | Response, Address]]:
     [(challenge, _)] = net.send(invite_bytes(to), ALICE)
-    assert isinstance(challenge, Response) and challenge.status == 401
+    assert isinstance(challenge, Response)
+    assert challenge.status == 401
     auth = build_authorization(
         challenge=challenge.headers.get_all("WWW-Authenticate")[0],
         method="INVITE",
@@ -106,7 +107,13 @@ def call_from_alice(net: Net, to: str) -> list[tuple[Request | Response, Address
         username="201",
         password="pw201",
     )
-    ack = f"ACK sip:{to}@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5062;branch=z9hG4bKinv1\r\nFrom: <sip:201@127.0.0.1>;tag=alice1\r\nTo: {challenge.headers.get('To')}\r\nCall-ID: call-a@127.0.0.1\r\nCSeq: 1 ACK\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+    ack = (
+        f"ACK sip:{to}@127.0.0.1 SIP/2.0\r\n"
+        "Via: SIP/2.0/UDP 127.0.0.1:5062;branch=z9hG4bKinv1\r\n"
+        "From: <sip:201@127.0.0.1>;tag=alice1\r\n"
+        f"To: {challenge.headers.get('To')}\r\n"
+        "Call-ID: call-a@127.0.0.1\r\nCSeq: 1 ACK\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+    )
     net.send(ack.encode(), ALICE)
     return net.send(invite_bytes(to, branch="z9hG4bKinv2", auth=auth, cseq=2), ALICE)
 
@@ -135,7 +142,8 @@ def test_phone_to_phone_call_with_anchored_media_and_bye() -> None:
     to_alice = only(out, ALICE)
     assert [m.status for m in to_alice if isinstance(m, Response)] == [100]
     [invite] = only(out, BOB)
-    assert isinstance(invite, Request) and invite.method == "INVITE"
+    assert isinstance(invite, Request)
+    assert invite.method == "INVITE"
     # Bob sees Alice's extension and name, and an offer pointing at teleoffice.
     assert invite.from_.display_name == "User 201"
     assert str(invite.from_.uri).startswith("sip:201@")
@@ -145,13 +153,16 @@ def test_phone_to_phone_call_with_anchored_media_and_bye() -> None:
 
     ringing = net.send(answer(invite, 180, tag="bob1"), BOB)
     [r180] = only(ringing, ALICE)
-    assert isinstance(r180, Response) and r180.status == 180
+    assert isinstance(r180, Response)
+    assert r180.status == 180
 
     ok = net.send(answer(invite, 200, tag="bob1", body=ANSWER), BOB)
     [ack_to_bob] = only(ok, BOB)
-    assert isinstance(ack_to_bob, Request) and ack_to_bob.method == "ACK"
+    assert isinstance(ack_to_bob, Request)
+    assert ack_to_bob.method == "ACK"
     [r200] = only(ok, ALICE)
-    assert isinstance(r200, Response) and r200.status == 200
+    assert isinstance(r200, Response)
+    assert r200.status == 200
     answer_sdp = parse_sdp(r200.body)
     assert answer_sdp.media[0].port == 40000  # our side facing Alice
     assert answer_sdp.media[0].formats == ("0", "101")
@@ -164,15 +175,18 @@ def test_phone_to_phone_call_with_anchored_media_and_bye() -> None:
 
     # Alice hangs up: Bob gets a BYE in his dialog, Alice a 200.
     bye = (
-        f"BYE sip:teleoffice@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5062;branch=z9hG4bKbye\r\n"
-        f"From: <sip:201@127.0.0.1>;tag=alice1\r\nTo: {r200.headers.get('To')}\r\nCall-ID: call-a@127.0.0.1\r\n"
-        f"CSeq: 3 BYE\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+        "BYE sip:teleoffice@127.0.0.1:5060 SIP/2.0\r\n"
+        "Via: SIP/2.0/UDP 127.0.0.1:5062;branch=z9hG4bKbye\r\n"
+        f"From: <sip:201@127.0.0.1>;tag=alice1\r\nTo: {r200.headers.get('To')}\r\n"
+        "Call-ID: call-a@127.0.0.1\r\nCSeq: 3 BYE\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
     )
     out = net.send(bye.encode(), ALICE)
     [bye_ok] = only(out, ALICE)
-    assert isinstance(bye_ok, Response) and bye_ok.status == 200
+    assert isinstance(bye_ok, Response)
+    assert bye_ok.status == 200
     [bye_bob] = only(out, BOB)
-    assert isinstance(bye_bob, Request) and bye_bob.method == "BYE"
+    assert isinstance(bye_bob, Request)
+    assert bye_bob.method == "BYE"
     assert bye_bob.to.tag == "bob1"
     net.send(make_response(bye_bob, 200).to_bytes(), BOB)
     records = net.service.b2bua.take_records()

@@ -698,3 +698,144 @@ def test_verify_never_raises(value: str, body: bytes) -> None:
         method="REGISTER", header_value=value, lookup=make_lookup(), now=T0, body=body
     )
     assert isinstance(result.outcome, AuthOutcome)
+
+
+# --- client from stored HA1 ---------------------------------------------------------
+
+
+def ha1_table(username: str, realm: str, password: str) -> Callable[[str, Algorithm], str | None]:
+    """An `ha1_for` that knows one realm, as a stored trunk's credentials do."""
+
+    def ha1_for(asked_realm: str, family: Algorithm) -> str | None:
+        assert family in (Algorithm.MD5, Algorithm.SHA256), "only base families are asked"
+        if asked_realm != realm:
+            return None
+        return compute_ha1(username, realm, password, family)
+
+    return ha1_for
+
+
+def test_rfc2617_example_through_stored_ha1() -> None:
+    challenge = (
+        'Digest realm="testrealm@host.com", qop="auth,auth-int", '
+        'nonce="dcd98b7102dd2f0e8b11d0f600bfb0c093", '
+        'opaque="5ccc069c403ebaf9f0171e9517f40e41"'
+    )
+    header = digest.build_authorization_from_ha1(
+        challenge=challenge,
+        method="GET",
+        uri="/dir/index.html",
+        username="Mufasa",
+        ha1_for=ha1_table("Mufasa", "testrealm@host.com", "Circle Of Life"),
+        cnonce="0a4f113b",
+    )
+    assert parse_auth_params(header)[1]["response"] == "6629fae49393a05397450978507c4ef1"
+
+
+@pytest.mark.parametrize(
+    ("algorithm", "expected"),
+    [
+        ("MD5", "8ca523f5e9506fed4657c9700eebdbec"),
+        ("SHA-256", "753927fa0e85d155564e2e272a28d1802ca10daf4496794697cf8db5856cb6c1"),
+    ],
+)
+def test_rfc7616_example_through_stored_ha1(algorithm: str, expected: str) -> None:
+    challenge = (
+        f'Digest realm="http-auth@example.org", qop="auth, auth-int", algorithm={algorithm}, '
+        'nonce="7ypf/xlj9XXwfDPEoM4URrv/xwf94BcCAzFZH4GiTo0v", '
+        'opaque="FQhe/qaU925kfnzjCev0ciny7QMkPqMAFRtzCUYo5tdS"'
+    )
+    header = digest.build_authorization_from_ha1(
+        challenge=challenge,
+        method="GET",
+        uri="/dir/index.html",
+        username="Mufasa",
+        ha1_for=ha1_table("Mufasa", "http-auth@example.org", "Circle of Life"),
+        cnonce="f2/wE4q74E6zIJEtWaHKaf5wv/H5QzzpXusqGemxURZJ",
+    )
+    assert parse_auth_params(header)[1]["response"] == expected
+
+
+@pytest.mark.parametrize(
+    "challenge",
+    [
+        'Digest realm="r", nonce="n", qop="auth", opaque="o"',
+        'Digest realm="r", nonce="n", qop="auth-int"',
+        'Digest realm="r", nonce="n"',
+        'Digest realm="r", nonce="n", qop="auth", algorithm=MD5-sess',
+        'Digest realm="r", nonce="n", qop="auth", algorithm=SHA-256',
+        'Digest realm="r", nonce="n", qop="auth", algorithm=SHA-256-sess',
+    ],
+)
+def test_stored_ha1_and_password_give_the_same_credentials(challenge: str) -> None:
+    common: dict[str, object] = {
+        "challenge": challenge,
+        "method": "REGISTER",
+        "uri": "sip:provider.example",
+        "username": "trunk1",
+        "nc": 3,
+        "cnonce": "fixed-cnonce",
+        "body": b"v=0\r\n",
+    }
+    from_password = build_authorization(password="pw", **common)  # type: ignore[arg-type]
+    from_ha1 = digest.build_authorization_from_ha1(
+        ha1_for=ha1_table("trunk1", "r", "pw"),
+        **common,  # type: ignore[arg-type]
+    )
+    assert from_ha1 == from_password
+
+
+def test_stored_ha1_is_accepted_by_the_server() -> None:
+    server = make_server()
+    for index in (0, 1):  # SHA-256, then MD5; a fresh nonce each, as they share one
+        challenge = server.challenge(T0)[index]
+        header = digest.build_authorization_from_ha1(
+            challenge=challenge,
+            method="REGISTER",
+            uri=URI,
+            username="alice",
+            ha1_for=ha1_table("alice", REALM, PASSWORDS["alice"]),
+        )
+        assert verify(server, header).ok
+
+
+def test_stored_ha1_for_another_realm_is_a_clear_error() -> None:
+    with pytest.raises(DigestError, match=r"realm 'other\.example'.*no credentials"):
+        digest.build_authorization_from_ha1(
+            challenge='Digest realm="other.example", nonce="n", qop="auth"',
+            method="REGISTER",
+            uri="sip:x",
+            username="u",
+            ha1_for=ha1_table("u", "provider.example", "pw"),
+        )
+
+
+def test_stored_ha1_checks_arguments_before_the_lookup() -> None:
+    asked: list[tuple[str, Algorithm]] = []
+
+    def ha1_for(realm: str, family: Algorithm) -> str | None:
+        asked.append((realm, family))
+        return "0" * 32
+
+    with pytest.raises(ValueError, match="nc"):
+        digest.build_authorization_from_ha1(
+            challenge='Digest realm="r", nonce="n", qop="auth"',
+            method="X",
+            uri="sip:x",
+            username="u",
+            ha1_for=ha1_for,
+            nc=0,
+        )
+    with pytest.raises(DigestError):
+        digest.build_authorization_from_ha1(
+            challenge='Basic realm="r"', method="X", uri="sip:x", username="u", ha1_for=ha1_for
+        )
+    assert asked == []
+    digest.build_authorization_from_ha1(
+        challenge='Digest realm="r", nonce="n", algorithm=SHA-256-sess',
+        method="X",
+        uri="sip:x",
+        username="u",
+        ha1_for=ha1_for,
+    )
+    assert asked == [("r", Algorithm.SHA256)]
