@@ -238,7 +238,10 @@ def best_failure(statuses: list[int]) -> int:
     for status in _PREFERRED:
         if status in statuses:
             return status
-    return min(statuses) if statuses else 480
+    best = min(statuses) if statuses else 480
+    # RFC 3261 section 16.7 step 6: a 503 is passed on as 500, or the phone would
+    # take the provider's outage for ours and stop using its PBX (section 21.5.4).
+    return 500 if best == 503 else best
 
 
 _OUTCOMES = {486: "busy", 600: "busy", 603: "declined", 480: "unavailable", 404: "not-found"}
@@ -447,7 +450,12 @@ class CallEngine:
     def _give_up(self, call: Call, now: float, status: int) -> list[Command]:
         commands = self._cancel_all(call)
         outcome = _OUTCOMES.get(status, "failed")
-        reason = {486: "Busy Here", 480: "Temporarily Unavailable"}.get(status, "Call Failed")
+        reason = {
+            486: "Busy Here",
+            480: "Temporarily Unavailable",
+            600: "Busy Everywhere",
+            603: "Decline",
+        }.get(status, "Call Failed")
         commands += self._end(call, now, status, reason, outcome=outcome, by="callee")
         return commands
 

@@ -74,7 +74,14 @@ def route(dialled: str, *, from_trunk: bool, directory: DirectoryView) -> Route:
         # Trunk-to-trunk calls are off: a call from a provider may only reach
         # users, or anyone who can reach us becomes a free relay for toll fraud.
         return Unroutable(404, "No such number")
-    for trunk in directory.trunks():
-        if trunk.prefix and number.startswith(trunk.prefix) and len(number) > len(trunk.prefix):
-            return ToTrunk(trunk, number[len(trunk.prefix) :])
+    # The longest matching prefix wins, so a specific route ("900" for
+    # international) is never shadowed by a general one ("9").
+    matches = [
+        trunk
+        for trunk in directory.trunks()
+        if trunk.prefix and number.startswith(trunk.prefix) and len(number) > len(trunk.prefix)
+    ]
+    if matches:
+        trunk = max(matches, key=lambda t: len(t.prefix or ""))
+        return ToTrunk(trunk, number[len(trunk.prefix or "") :])
     return Unroutable(404, "No such number")
