@@ -13,11 +13,13 @@ import logging
 import signal
 import time
 from collections.abc import Callable, Generator
+from datetime import UTC, datetime
 from typing import Any
 
 import uvicorn
 from sqlalchemy.orm import Session, sessionmaker
 
+from teleoffice.calls.engine import CallEngine, CallRecord, PhoneTarget
 from teleoffice.calls.registrar import (
     Binding,
     CommandKind,
@@ -27,13 +29,26 @@ from teleoffice.calls.registrar import (
 )
 from teleoffice.config import Settings, load_or_create_secret
 from teleoffice.http.app import create_http_app
-from teleoffice.server.directory import Directory
+from teleoffice.media.engine import MediaEngine
+from teleoffice.server.b2bua import B2bua
+from teleoffice.server.directory import Directory, Repos
 from teleoffice.server.metrics import build_registry
 from teleoffice.server.runner import SipRunner
 from teleoffice.server.sip_service import SipService
-from teleoffice.sip.digest import DigestServer
+from teleoffice.sip.digest import Algorithm, DigestServer
+from teleoffice.sip.transaction import Address, TransactionLayer
+from teleoffice.store import repos as store
 from teleoffice.store.db import make_engine, session_factory, upgrade
-from teleoffice.store.repos import AccountRepo, RegistrationRepo, StoredBinding, UserRepo
+from teleoffice.store.repos import (
+    AccountRepo,
+    CallLogRepo,
+    DidRepo,
+    NotFound,
+    RegistrationRepo,
+    StoredBinding,
+    TrunkRepo,
+    UserRepo,
+)
 
 log = logging.getLogger("teleoffice")
 
@@ -62,6 +77,69 @@ def persist_commands(repo: RegistrationRepo) -> Callable[[list[StoreCommand]], N
         repo.apply(saves=saves, deletes=deletes)
 
     return persist
+
+
+def _when(timestamp: float | None) -> datetime | None:
+    return None if timestamp is None else datetime.fromtimestamp(timestamp, UTC)
+
+
+def to_log_entry(record: CallRecord) -> store.CallRecord:
+    return store.CallRecord(
+        call_id=record.call_id,
+        direction=store.CallDirection(record.direction.value),
+        caller_number=record.caller.number,
+        caller_name=record.caller.name,
+        callee_number=record.dialled,
+        callee_name=record.callee.name,
+        started_at=datetime.fromtimestamp(record.started_at, UTC),
+        route=record.route,
+        trunk=record.trunk,
+        caller_user=record.caller_user,
+        callee_user=record.callee_user,
+        ringing_at=_when(record.ringing_at),
+        answered_at=_when(record.answered_at),
+        ended_at=_when(record.ended_at),
+        outcome=store.CallOutcome(record.outcome) if record.outcome else None,
+        status=record.status,
+        ended_by=store.EndedBy(record.ended_by) if record.ended_by else None,
+    )
+
+
+def log_calls(repo: CallLogRepo) -> Callable[[list[CallRecord]], None]:
+    """Write call snapshots to the call log; only each call's latest matters."""
+
+    def write(records: list[CallRecord]) -> None:
+        latest = {r.call_id: r for r in records}
+        for record in latest.values():
+            entry = to_log_entry(record)
+            try:
+                repo.get(entry.call_id)
+            except NotFound:
+                repo.start(entry)
+                continue
+            changes = {
+                name: getattr(entry, name)
+                for name in (
+                    "ringing_at",
+                    "answered_at",
+                    "callee_name",
+                    "route",
+                    "trunk",
+                    "callee_user",
+                    "direction",
+                )
+            }
+            repo.update(entry.call_id, **changes)
+            if entry.outcome is not None and entry.ended_at is not None:
+                repo.finish(
+                    entry.call_id,
+                    outcome=entry.outcome,
+                    ended_at=entry.ended_at,
+                    status=entry.status,
+                    ended_by=entry.ended_by,
+                )
+
+    return write
 
 
 class _EmbeddedHttpServer(uvicorn.Server):
@@ -95,24 +173,59 @@ class Application:
             bindings,
         )
         self.directory = Directory(
-            users=UserRepo(self.sessions, realm=settings.realm),
-            accounts=AccountRepo(self.sessions),
+            Repos(
+                users=UserRepo(self.sessions, realm=settings.realm),
+                accounts=AccountRepo(self.sessions),
+                trunks=TrunkRepo(self.sessions),
+                dids=DidRepo(self.sessions),
+            ),
             clock=time.monotonic,
         )
+        self.call_log = CallLogRepo(self.sessions)
+        # Calls do not survive a restart: whatever was open is marked as such.
+        self.call_log.close_unfinished(datetime.fromtimestamp(now, UTC))
         self.digest = DigestServer(
-            settings.realm, load_or_create_secret(settings), nonce_ttl=settings.nonce_ttl
+            settings.realm,
+            load_or_create_secret(settings),
+            nonce_ttl=settings.nonce_ttl,
+            algorithms=[Algorithm(name) for name in settings.digest_algorithms],
+        )
+        self.transactions = TransactionLayer()
+        registrar = self.registrar
+
+        def contacts(extension: str, at: float) -> list[PhoneTarget]:
+            return [
+                PhoneTarget(b.account, b.uri, b.transport, b.source_host, b.source_port)
+                for b in registrar.lookup(extension, at)
+            ]
+
+        self.calls = CallEngine(self.directory, contacts)
+        self.b2bua = B2bua(
+            engine=self.calls,
+            transactions=self.transactions,
+            local=Address("UDP", settings.sip_host, settings.sip_port),
+            domain=settings.domain,
+            media_host=settings.media_host,
+            trunks=self.directory.trunk_peer,
+            session_interval=settings.session_interval,
         )
         self.service = SipService(
             registrar=self.registrar,
             digest=self.digest,
             ha1_lookup=self.directory.ha1,
-            user_exists=self.directory.extension_exists,
+            account_identity=self.directory.account_identity,
+            trunk_at=self.directory.trunk_at,
+            b2bua=self.b2bua,
+            transactions=self.transactions,
         )
+        self.media = MediaEngine(settings.media_host, settings.rtp_port_min, settings.rtp_port_max)
         self.sip = SipRunner(
             self.service,
             host=settings.sip_host,
             port=settings.sip_port,
             persist=persist_commands(self.registrations),
+            media=self.media,
+            log_calls=log_calls(self.call_log),
             max_message_size=settings.max_message_size,
             tcp_idle_timeout=settings.tcp_idle_timeout,
             clock=clock,
@@ -125,6 +238,11 @@ class Application:
             "sip": {"host": self.settings.sip_host, "port": self.sip.port},
             "registrations": self.registrar.count(),
             "transactions": self.service.transactions.transaction_count(),
+            "calls": self.calls.active_count(),
+            "call_legs": self.b2bua.leg_count(),
+            "dialogs": len(self.b2bua.dialogs),
+            "media_sessions": self.media.active_sessions,
+            "media_ports": self.media.ports_in_use,
             "tcp_connections": self.sip.transport.tcp_connection_count,
         }
 

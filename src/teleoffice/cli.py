@@ -15,6 +15,7 @@ import secrets
 import sys
 import time
 from collections.abc import Callable, Sequence
+from datetime import timedelta
 from functools import cached_property
 from typing import Any
 
@@ -26,13 +27,27 @@ from teleoffice.config import ConfigError, Settings, load_or_create_secret, load
 from teleoffice.demo import seed
 from teleoffice.store import db
 from teleoffice.store.repos import (
+    DEFAULT_REGISTER_EXPIRES,
+    DEFAULT_TRUNK_PORT,
+    MAX_CALL_LOG_LIMIT,
+    MAX_REGISTER_EXPIRES,
+    MIN_REGISTER_EXPIRES,
+    TRUNK_TRANSPORTS,
     AccountRepo,
+    CallLogRepo,
+    CallOutcome,
+    CallRecord,
+    DidRepo,
     RegistrationRepo,
     Sessions,
     StoreError,
+    TrunkRecord,
+    TrunkRepo,
     UserRecord,
     UserRepo,
     validate_extension,
+    validate_phone_number,
+    validate_prefix,
 )
 
 PROG = "teleoffice"
@@ -76,6 +91,15 @@ class _Context:
     def user_repo(self) -> UserRepo:
         return UserRepo(self.sessions(), realm=self.settings.realm)
 
+    def trunk_repo(self) -> TrunkRepo:
+        return TrunkRepo(self.sessions())
+
+    def did_repo(self) -> DidRepo:
+        return DidRepo(self.sessions())
+
+    def call_log(self) -> CallLogRepo:
+        return CallLogRepo(self.sessions())
+
     def close(self) -> None:
         if self._engine is not None:
             self._engine.dispose()
@@ -90,6 +114,32 @@ def _extension(text: str) -> str:
         return validate_extension(text)
     except StoreError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _store_checked(validate: Callable[[str], str]) -> Callable[[str], str]:
+    """An argparse type that runs one of the store's validators, so a bad value
+    is a usage error with the store's own explanation."""
+
+    def check(text: str) -> str:
+        try:
+            return validate(text)
+        except StoreError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    return check
+
+
+def _bounded_int(what: str, low: int, high: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{what} must be between {low} and {high}")
+        return value
+
+    return parse
 
 
 def _seconds(text: str) -> int:
@@ -309,6 +359,194 @@ def cmd_registrations(args: argparse.Namespace, ctx: _Context) -> int:
     return EXIT_OK
 
 
+# --- trunks, DIDs and the call log --------------------------------------------------
+
+# The password decision, repeated wherever the administrator meets it.
+_HASHED_REALM_NOTE = (
+    "stored only as digest hashes for the realm, never in clear; "
+    "the realm must be the one the provider challenges with (a challenge in another "
+    "realm is refused and logged)"
+)
+
+
+def _describe_trunk(trunk: TrunkRecord) -> list[str]:
+    lines = [f"  address: {trunk.transport} {_hostport(trunk.host, trunk.port)}"]
+    if trunk.prefix is None:
+        lines.append("  prefix: none (inbound calls only)")
+    else:
+        lines.append(f"  prefix: {trunk.prefix} (dial {trunk.prefix}+number to call out)")
+    if trunk.has_credentials:
+        lines.append(f"  credentials: user {trunk.username!r}, realm {trunk.realm!r}")
+        lines.append(
+            "    (the password is kept as hashes for this realm only: "
+            "a challenge in another realm is refused)"
+        )
+    elif trunk.username is not None:
+        lines.append(f"  username: {trunk.username!r} (no password)")
+    else:
+        lines.append("  credentials: none (the provider must accept us by address)")
+    presented = trunk.outside_number or "the caller's extension"
+    pai = ", also as P-Asserted-Identity" if trunk.use_pai else ""
+    lines.append(f"  caller number on calls out: {presented}{pai}")
+    if trunk.register:
+        lines.append(f"  registers with the provider every {trunk.register_expires}s")
+    return lines
+
+
+def _hostport(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def cmd_trunk_add(args: argparse.Namespace, ctx: _Context) -> int:
+    password = _read_secret(args.password, "trunk password")
+    trunk = ctx.trunk_repo().add(
+        args.name,
+        host=args.host,
+        port=args.port,
+        transport=args.transport,
+        prefix=args.prefix,
+        username=args.username,
+        password=password,
+        realm=args.realm,
+        outside_number=args.outside_number,
+        use_pai=args.pai,
+        register=args.register,
+        register_expires=args.register_expires,
+    )
+    print(f"created trunk {trunk.name}")
+    for line in _describe_trunk(trunk):
+        print(line)
+    return EXIT_OK
+
+
+def cmd_trunk_set(args: argparse.Namespace, ctx: _Context) -> int:
+    if args.no_credentials and any(
+        value is not None for value in (args.username, args.password, args.realm)
+    ):
+        raise CliError("--no-credentials cannot be combined with --username, --password, --realm")
+    changes: dict[str, Any] = {
+        "host": args.host,
+        "port": args.port,
+        "transport": args.transport,
+        "prefix": args.prefix,
+        "username": args.username,
+        "password": _read_secret(args.password, "trunk password"),
+        "realm": args.realm,
+        "outside_number": args.outside_number,
+        "use_pai": args.pai,
+        "register": args.register,
+        "register_expires": args.register_expires,
+    }
+    changes = {k: v for k, v in changes.items() if v is not None}
+    # None means "remove" for these three; the repository keeps them otherwise.
+    if args.no_prefix:
+        changes["prefix"] = None
+    if args.no_outside_number:
+        changes["outside_number"] = None
+    if args.no_credentials:
+        changes["username"] = None
+    if not changes:
+        raise CliError(f"nothing to change for {args.name}; see `{PROG} trunk set --help`")
+    trunk = ctx.trunk_repo().update(args.name, **changes)
+    print(f"updated trunk {trunk.name}")
+    for line in _describe_trunk(trunk):
+        print(line)
+    return EXIT_OK
+
+
+def cmd_trunk_list(args: argparse.Namespace, ctx: _Context) -> int:
+    trunks = ctx.trunk_repo().list()
+    if not trunks:
+        print(f"no trunks yet; add one with `{PROG} trunk add NAME --host H`")
+        return EXIT_OK
+    rows = [
+        [
+            t.name,
+            f"{t.transport} {_hostport(t.host, t.port)}",
+            t.prefix or "-",
+            f"{t.username}@{t.realm}" if t.has_credentials else (t.username or "-"),
+            t.outside_number or "-",
+            _yes(t.use_pai),
+            f"every {t.register_expires}s" if t.register else "no",
+        ]
+        for t in trunks
+    ]
+    headers = ("TRUNK", "ADDRESS", "PREFIX", "CREDENTIALS", "OUTSIDE-NUMBER", "PAI", "REGISTER")
+    for line in _table(headers, rows):
+        print(line)
+    return EXIT_OK
+
+
+def cmd_trunk_del(args: argparse.Namespace, ctx: _Context) -> int:
+    ctx.trunk_repo().delete(args.name)
+    print(f"deleted trunk {args.name}")
+    return EXIT_OK
+
+
+def cmd_did_add(args: argparse.Namespace, ctx: _Context) -> int:
+    did = ctx.did_repo().add(args.number, user=args.user)
+    print(f"calls from a trunk to {did.number} now reach user {did.user}")
+    return EXIT_OK
+
+
+def cmd_did_list(args: argparse.Namespace, ctx: _Context) -> int:
+    dids = ctx.did_repo().list()
+    if not dids:
+        print(f"no DIDs yet; add one with `{PROG} did add NUMBER --user NAME`")
+        return EXIT_OK
+    for line in _table(("NUMBER", "USER"), [[d.number, d.user] for d in dids]):
+        print(line)
+    return EXIT_OK
+
+
+def cmd_did_del(args: argparse.Namespace, ctx: _Context) -> int:
+    ctx.did_repo().delete(args.number)
+    print(f"deleted DID {args.number}")
+    return EXIT_OK
+
+
+def _party(number: str, name: str | None) -> str:
+    return f"{number} ({name})" if name and name != number else number
+
+
+def _format_duration(duration: timedelta) -> str:
+    seconds = int(duration.total_seconds())
+    hours, rest = divmod(seconds, 3600)
+    minutes, seconds = divmod(rest, 60)
+    return f"{hours}:{minutes:02}:{seconds:02}" if hours else f"{minutes}:{seconds:02}"
+
+
+def _call_row(call: CallRecord) -> list[str]:
+    if call.outcome is None:
+        outcome = "in progress"
+    elif call.outcome is not CallOutcome.ANSWERED and call.status is not None:
+        outcome = f"{call.outcome} ({call.status})"
+    else:
+        outcome = str(call.outcome)
+    duration = call.duration
+    return [
+        # Local time: this is for the administrator at the terminal.
+        call.started_at.astimezone().strftime("%Y-%m-%d %H:%M:%S"),
+        str(call.direction),
+        _party(call.caller_number, call.caller_name),
+        _party(call.callee_number, call.callee_name),
+        outcome,
+        "-" if duration is None else _format_duration(duration),
+    ]
+
+
+def cmd_calls(args: argparse.Namespace, ctx: _Context) -> int:
+    # The user is not looked up: the log keeps the calls of deleted users too.
+    calls = ctx.call_log().recent(limit=args.limit, user=args.user)
+    if not calls:
+        print("no calls logged" + (f" for {args.user}" if args.user else ""))
+        return EXIT_OK
+    headers = ("TIME", "DIRECTION", "FROM", "TO", "OUTCOME", "DURATION")
+    for line in _table(headers, [_call_row(call) for call in calls]):
+        print(line)
+    return EXIT_OK
+
+
 def cmd_serve(args: argparse.Namespace, ctx: _Context) -> int:
     # Imported here: the server pulls in FastAPI, uvicorn and the SIP stack, which
     # the administrative commands do not need.
@@ -484,6 +722,30 @@ def build_parser() -> argparse.ArgumentParser:
     )
     registrations.set_defaults(handler=cmd_registrations)
 
+    _add_trunk_commands(commands, common)
+    _add_did_commands(commands, common)
+
+    calls = commands.add_parser(
+        "calls",
+        parents=[common],
+        help="show the call log",
+        description="Show the latest calls, newest first: when, which way, who called whom, "
+        "how it ended and how long the conversation lasted.",
+    )
+    calls.add_argument(
+        "--limit",
+        metavar="N",
+        type=_bounded_int("--limit", 1, MAX_CALL_LOG_LIMIT),
+        default=50,
+        help="how many calls to show (default: 50)",
+    )
+    calls.add_argument(
+        "--user",
+        metavar="NAME",
+        help="only calls made or received by this user (also works for deleted users)",
+    )
+    calls.set_defaults(handler=cmd_calls)
+
     serve = commands.add_parser(
         "serve",
         parents=[common],
@@ -509,6 +771,199 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.set_defaults(handler=cmd_serve)
     return parser
+
+
+def _trunk_options(parser: argparse.ArgumentParser, *, adding: bool) -> None:
+    """The options `trunk add` and `trunk set` share; on `set` every option is
+    optional and an absent one leaves the setting as it is."""
+    parser.add_argument(
+        "--host",
+        metavar="H",
+        required=adding,
+        help="the provider's SIP host name or IP address; requests from it are taken "
+        "as coming from this trunk",
+    )
+    parser.add_argument(
+        "--port",
+        metavar="P",
+        type=_bounded_int("--port", 1, 65535),
+        default=DEFAULT_TRUNK_PORT if adding else None,
+        help=f"the provider's SIP port (default: {DEFAULT_TRUNK_PORT})"
+        if adding
+        else "the provider's SIP port",
+    )
+    parser.add_argument(
+        "--transport",
+        choices=TRUNK_TRANSPORTS,
+        type=str.lower,
+        default="udp" if adding else None,
+        help="how to reach the provider (default: udp)" if adding else "how to reach the provider",
+    )
+    prefix = parser.add_mutually_exclusive_group() if not adding else parser
+    prefix.add_argument(
+        "--prefix",
+        metavar="DIGITS",
+        type=_store_checked(validate_prefix),
+        help="1 to 4 digits: a number dialled as DIGITS+number leaves through this trunk "
+        "as the number; without a prefix the trunk only receives calls",
+    )
+    if not adding:
+        prefix.add_argument(
+            "--no-prefix",
+            action="store_true",
+            help="remove the prefix: the trunk then only receives calls",
+        )
+    parser.add_argument(
+        "--username",
+        metavar="U",
+        help="the account name the provider knows us by (for digest authentication and "
+        "registration)",
+    )
+    parser.add_argument(
+        "--password",
+        metavar="P",
+        help="the provider's password ('-' reads it from standard input); it is "
+        + _HASHED_REALM_NOTE,
+    )
+    parser.add_argument(
+        "--realm",
+        metavar="R",
+        help="the digest realm the provider challenges with (default: the host name, or on "
+        "`set` the current realm); needs --password, since the stored hashes depend on it",
+    )
+    number = parser.add_mutually_exclusive_group() if not adding else parser
+    number.add_argument(
+        "--outside-number",
+        metavar="N",
+        type=_store_checked(lambda text: validate_phone_number(text, "outside number")),
+        help="the caller number presented on calls out of this trunk (default: the "
+        "caller's extension)",
+    )
+    if not adding:
+        number.add_argument(
+            "--no-outside-number",
+            action="store_true",
+            help="present the caller's extension again",
+        )
+        parser.add_argument(
+            "--no-credentials",
+            action="store_true",
+            help="forget the username, realm and password hashes (for a provider that "
+            "accepts us by address)",
+        )
+    parser.add_argument(
+        "--pai",
+        action=argparse.BooleanOptionalAction,
+        default=False if adding else None,
+        help="send the caller's identity in a P-Asserted-Identity header (RFC 3325) on "
+        "calls out" + (" (default: no)" if adding else ""),
+    )
+    parser.add_argument(
+        "--register",
+        action=argparse.BooleanOptionalAction,
+        default=False if adding else None,
+        help="register with the provider, for providers that send calls to a registered "
+        "contact only (needs --username)" + (" (default: no)" if adding else ""),
+    )
+    parser.add_argument(
+        "--register-expires",
+        metavar="SECONDS",
+        type=_bounded_int("--register-expires", MIN_REGISTER_EXPIRES, MAX_REGISTER_EXPIRES),
+        default=DEFAULT_REGISTER_EXPIRES if adding else None,
+        help=f"registration time asked for, {MIN_REGISTER_EXPIRES} to {MAX_REGISTER_EXPIRES} "
+        f"seconds; it is refreshed before it runs out (default: {DEFAULT_REGISTER_EXPIRES})"
+        if adding
+        else "registration time asked for; it is refreshed before it runs out",
+    )
+
+
+def _add_trunk_commands(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+    common: argparse.ArgumentParser,
+) -> None:
+    trunk = commands.add_parser(
+        "trunk",
+        parents=[common],
+        help="add, change, list and delete SIP trunks to providers",
+        description="Manage SIP trunks: the providers that carry calls to and from outside "
+        "numbers. Calls from a trunk reach the user whose extension or DID was called.",
+    )
+    actions = trunk.add_subparsers(
+        dest="trunk_command", metavar="ACTION", required=True, help="what to do with trunks"
+    )
+    add = actions.add_parser(
+        "add",
+        parents=[common],
+        help="add a trunk",
+        description="Add a SIP trunk. Without --prefix it only receives calls. The password "
+        "is " + _HASHED_REALM_NOTE + ".",
+    )
+    add.add_argument("name", metavar="NAME", help="a name for the trunk (letters, digits, ._-)")
+    _trunk_options(add, adding=True)
+    add.set_defaults(handler=cmd_trunk_add)
+
+    change = actions.add_parser(
+        "set",
+        parents=[common],
+        help="change a trunk",
+        description="Change settings of a trunk; options not given stay as they are. A new "
+        "username or realm needs the password again, since the stored hashes cover both.",
+    )
+    change.add_argument("name", metavar="NAME", help="name of the trunk to change")
+    _trunk_options(change, adding=False)
+    change.set_defaults(handler=cmd_trunk_set)
+
+    listing = actions.add_parser(
+        "list", parents=[common], help="list all trunks", description="List all trunks."
+    )
+    listing.set_defaults(handler=cmd_trunk_list)
+
+    remove = actions.add_parser(
+        "del", parents=[common], help="delete a trunk", description="Delete a trunk."
+    )
+    remove.add_argument("name", metavar="NAME", help="name of the trunk to delete")
+    remove.set_defaults(handler=cmd_trunk_del)
+
+
+def _add_did_commands(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+    common: argparse.ArgumentParser,
+) -> None:
+    did = commands.add_parser(
+        "did",
+        parents=[common],
+        help="map outside numbers (DIDs) to users",
+        description="Manage DIDs: outside numbers that reach a user when a trunk delivers "
+        "a call to them. A user's extension number reaches them without a DID.",
+    )
+    actions = did.add_subparsers(
+        dest="did_command", metavar="ACTION", required=True, help="what to do with DIDs"
+    )
+    add = actions.add_parser(
+        "add",
+        parents=[common],
+        help="map a number to a user",
+        description="Map NUMBER to a user. It is matched exactly as the provider sends it.",
+    )
+    add.add_argument(
+        "number",
+        metavar="NUMBER",
+        type=_store_checked(lambda text: validate_phone_number(text, "DID")),
+        help="the number as the provider delivers it (digits, optionally after '+')",
+    )
+    add.add_argument("--user", metavar="NAME", required=True, help="the user it reaches")
+    add.set_defaults(handler=cmd_did_add)
+
+    listing = actions.add_parser(
+        "list", parents=[common], help="list all DIDs", description="List all DIDs."
+    )
+    listing.set_defaults(handler=cmd_did_list)
+
+    remove = actions.add_parser(
+        "del", parents=[common], help="delete a DID", description="Delete a DID."
+    )
+    remove.add_argument("number", metavar="NUMBER", help="the DID to delete")
+    remove.set_defaults(handler=cmd_did_del)
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:

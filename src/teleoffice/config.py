@@ -115,6 +115,16 @@ class Settings(BaseSettings):
             "sip_host; set it when sip_host is a wildcard such as 0.0.0.0."
         ),
     )
+    digest_algorithms: list[Literal["MD5", "SHA-256"]] = Field(
+        default=["MD5"],
+        min_length=1,
+        description=(
+            "Digest algorithms offered in challenges, strongest first. SHA-256 (RFC 8760) "
+            "is stronger, but many phones (baresip, sipp, older desk phones) fail when "
+            "offered it at all, so only MD5 is offered unless you list SHA-256. Both "
+            "hashes are always stored, so switching needs no password change."
+        ),
+    )
     min_expires: int = Field(
         default=60,
         ge=1,
@@ -150,6 +160,33 @@ class Settings(BaseSettings):
         default=600.0,
         gt=0,
         description="Seconds after which an idle SIP TCP connection is closed.",
+    )
+    media_host: str = Field(
+        default="",
+        description=(
+            "Address teleoffice's RTP sockets bind to and that it writes into SDP. "
+            "Empty means sip_host; set it when sip_host is a wildcard such as 0.0.0.0."
+        ),
+    )
+    rtp_port_min: int = Field(
+        default=20000,
+        ge=1024,
+        le=65534,
+        description="Lowest UDP port for anchored media (each call uses two even ports).",
+    )
+    rtp_port_max: int = Field(
+        default=29999,
+        ge=1025,
+        le=65535,
+        description="Highest UDP port for anchored media.",
+    )
+    session_interval: float = Field(
+        default=1800.0,
+        ge=2.0,
+        description=(
+            "Session timer (RFC 4028) in seconds: every established call leg is "
+            "refreshed at half this interval, and a leg that does not answer ends the call."
+        ),
     )
     log_level: LogLevel = Field(
         default="INFO",
@@ -217,8 +254,15 @@ class Settings(BaseSettings):
                 f"sip and http both want TCP port {self.sip_port} on overlapping "
                 f"addresses ({self.sip_host}, {self.http_host})"
             )
+        if self.rtp_port_max - self.rtp_port_min < 3:
+            raise ValueError(
+                f"rtp_port_min ({self.rtp_port_min}) to rtp_port_max ({self.rtp_port_max}) "
+                "leaves no room for a call (it needs two even ports)"
+            )
         if not self.domain:
             self.domain = self.sip_host
+        if not self.media_host:
+            self.media_host = self.sip_host
         return self
 
     @property

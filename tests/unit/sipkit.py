@@ -7,7 +7,7 @@ import itertools
 from teleoffice.calls.engine import CallEngine, Party, PhoneTarget
 from teleoffice.calls.registrar import Registrar, RegistrarLimits
 from teleoffice.calls.routing import TrunkView, UserView
-from teleoffice.server.b2bua import B2bua, TrunkPeer
+from teleoffice.server.b2bua import B2bua, Side, TrunkPeer
 from teleoffice.server.sip_service import SipService
 from teleoffice.sip.digest import Algorithm, DigestServer, build_authorization, compute_ha1
 from teleoffice.sip.message import Response, parse_message
@@ -47,10 +47,10 @@ class FakeMedia:
         self.base = base
         self.remote: dict[str, tuple[str | None, int | None]] = {}
 
-    def local_port(self, side: str) -> int:
+    def local_port(self, side: Side) -> int:
         return self.base if side == "a" else self.base + 2
 
-    def set_remote(self, side: str, host: str | None, port: int | None) -> None:
+    def set_remote(self, side: Side, host: str | None, port: int | None) -> None:
         self.remote[side] = (host, port)
 
 

@@ -241,7 +241,9 @@ def best_failure(statuses: list[int]) -> int:
     best = min(statuses) if statuses else 480
     # RFC 3261 section 16.7 step 6: a 503 is passed on as 500, or the phone would
     # take the provider's outage for ours and stop using its PBX (section 21.5.4).
-    return 500 if best == 503 else best
+    # A 401/407 is a challenge to us (a trunk we could not satisfy): passed on, the
+    # phone would answer the provider's realm with its own credentials.
+    return 500 if best in (401, 407, 503) else best
 
 
 _OUTCOMES = {486: "busy", 600: "busy", 603: "declined", 480: "unavailable", 404: "not-found"}

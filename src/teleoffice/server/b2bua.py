@@ -18,7 +18,7 @@ import itertools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Literal, Protocol
 
 from teleoffice.calls.engine import (
     A_LEG,
@@ -62,12 +62,16 @@ SDP = "application/sdp"
 ALLOW = "INVITE, ACK, BYE, CANCEL, OPTIONS, UPDATE, INFO"
 
 
+# The two sides of a media session: "a" faces the caller, "b" the called party.
+Side = Literal["a", "b"]
+
+
 class MediaHandle(Protocol):
     """The part of a media session the B2BUA uses."""
 
-    def local_port(self, side: str) -> int: ...
+    def local_port(self, side: Side) -> int: ...
 
-    def set_remote(self, side: str, host: str | None, port: int | None) -> None: ...
+    def set_remote(self, side: Side, host: str | None, port: int | None) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,18 +121,24 @@ class CallLegs:
     media: MediaHandle | None = None
     branches: dict[str, Leg] = field(default_factory=dict)
     a_answer: bytes = b""  # the SDP answer A got (a 183 and the 200 must agree)
+    connected: str | None = None  # the branch that answered
     answered: bool = False  # a final response went to A
     ended: bool = False
 
 
 @dataclass
 class _Relay:
-    """An in-dialog request forwarded to the other leg, awaiting its answer."""
+    """An in-dialog request forwarded to the other leg, awaiting its answer.
+
+    Kept until the transaction ends, so a retransmitted 2xx to a relayed
+    re-INVITE is ACKed again (RFC 3261 section 13.2.2.4)."""
 
     call_id: str
     from_leg: str
     server_key: TxKey
     request: Request
+    ack: tuple[Request, Address] | None = None
+    answered: bool = False
 
 
 # Keepalive interval of established legs.  We refresh sessions ourselves (re-INVITE
@@ -326,7 +336,8 @@ class B2bua:
     def timeout(self, key: TxKey, now: float) -> None:
         relay = self._relays.pop(key, None)
         if relay is not None:
-            self._respond(relay.server_key, make_response(relay.request, 408), now)
+            if not relay.answered:
+                self._respond(relay.server_key, make_response(relay.request, 408), now)
             return
         entry = self._client.pop(key, None)
         if entry is None:
@@ -450,18 +461,22 @@ class B2bua:
         self, call: CallLegs | None, leg: Leg, response: Response, now: float
     ) -> None:
         status = response.status
-        if status == 100 or leg.invite is None:
+        if leg.invite is None:
             return
+        if status < 200:
+            # Any provisional, 100 included, allows a CANCEL (RFC 3261 section 9.1).
+            leg.got_provisional = True
+            if leg.cancel_pending:
+                self._send_cancel(leg, now)
+                return
         if call is None or call.ended:
             if 200 <= status < 300:
                 self._end_orphan(leg, response, now)
             return
         call_id = call.call_id
+        if status == 100:
+            return
         if status < 200:
-            leg.got_provisional = True
-            if leg.cancel_pending:
-                self._send_cancel(call, leg, now)
-                return
             early = self._sdp_of(response)
             if early is not None:
                 leg.answer = early
@@ -575,6 +590,7 @@ class B2bua:
             if call.media is not None:
                 call.media.set_remote("b", *_media_address(winner.answer))
             call.a_answer = self._sdp_for(call, call.a, winner.answer, "a")
+        call.connected = branch
         body = call.a_answer
         response = make_response(
             call.a_invite,
@@ -610,18 +626,17 @@ class B2bua:
         if leg is None or leg.invite is None:
             return
         if leg.got_provisional:
-            self._send_cancel(call, leg, now)
+            self._send_cancel(leg, now)
         else:
             # RFC 3261 section 9.1: no CANCEL before a provisional response; send
             # it when one arrives (or the INVITE times out by itself).
             leg.cancel_pending = True
 
-    def _send_cancel(self, call: CallLegs, leg: Leg, now: float) -> None:
+    def _send_cancel(self, leg: Leg, now: float) -> None:
         assert leg.invite is not None
         leg.cancel_pending = False
         cancel = make_cancel(leg.invite)
-        key = self.tx.send_request(cancel, leg.peer, now)
-        self._client[key] = (call.call_id, leg, "cancel")
+        self.tx.send_request(cancel, leg.peer, now)
 
     def _send_bye(self, call: CallLegs | None, leg_name: str, now: float) -> None:
         if call is None:
@@ -660,7 +675,7 @@ class B2bua:
             except SdpError:
                 self._respond(key, make_response(request, 488, "Bad SDP"), now)
                 return
-            side = "a" if from_leg == A_LEG else "b"
+            side: Side = "a" if from_leg == A_LEG else "b"
             if call.media is not None:
                 host, port = _media_address(offer)
                 call.media.set_remote(side, host, port)
@@ -684,7 +699,11 @@ class B2bua:
     def _relay_response(self, key: TxKey, relay: _Relay, response: Response, now: float) -> None:
         if response.status < 200:
             return
-        del self._relays[key]
+        if relay.answered:
+            if relay.ack is not None and response.status < 300:
+                self.tx.send_stateless(*relay.ack)
+            return
+        relay.answered = True
         call = self.calls.get(relay.call_id)
         leg = None
         if call is not None:
@@ -695,6 +714,7 @@ class B2bua:
                 other.dialog.update_from_response(response)
                 if relay.request.method == "INVITE":
                     ack, _ = other.dialog.create_ack(response.cseq.seq, via=self._via(other.peer))
+                    relay.ack = (ack, other.peer)
                     self.tx.send_stateless(ack, other.peer)
         body = response.body
         content_type = response.headers.get("Content-Type")
@@ -709,7 +729,7 @@ class B2bua:
             except SdpError:
                 answer = None
             if answer is not None:
-                side = "b" if relay.from_leg == A_LEG else "a"
+                side: Side = "b" if relay.from_leg == A_LEG else "a"
                 if call.media is not None:
                     host, port = _media_address(answer)
                     call.media.set_remote(side, host, port)
@@ -770,10 +790,10 @@ class B2bua:
                 self.dialogs.remove(leg.dialog)
                 self._dialog_owner.pop(leg.dialog.id, None)
 
-    def _other_leg(self, call: CallLegs, leg_name: str) -> str | None:
-        if leg_name == A_LEG:
-            return next((n for n, leg in call.branches.items() if leg.dialog is not None), None)
-        return A_LEG
+    @staticmethod
+    def _other_leg(call: CallLegs, leg_name: str) -> str | None:
+        # The far end of A is the branch that answered, never a losing fork.
+        return call.connected if leg_name == A_LEG else A_LEG
 
     def _push_timer(self, at: float, call_id: str, name: str) -> None:
         gen = next(self._gen)
@@ -811,7 +831,7 @@ class B2bua:
         except SdpError:
             return None
 
-    def _sdp_for(self, call: CallLegs, leg: Leg, sdp: SessionDescription, side: str) -> bytes:
+    def _sdp_for(self, call: CallLegs, leg: Leg, sdp: SessionDescription, side: Side) -> bytes:
         """`sdp` as `leg` must see it: media at our port for that side of the call."""
         if call.media is None:
             return sdp.to_bytes()

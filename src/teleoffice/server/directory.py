@@ -1,53 +1,163 @@
-"""An in-memory view of the accounts and users the SIP service consults per request.
+"""An in-memory view of users, accounts, DIDs and trunks for the SIP service.
 
 A REGISTER or INVITE must not wait for the database: the service reads this
 cache, which reloads the (small) tables at most every `refresh` seconds when it is
 used.  Changes made with the CLI, another process, therefore reach a running
 server within `refresh` seconds.
+
+It is also the call engine's `DirectoryView` and tells the B2BUA how to reach
+and authenticate to each trunk.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
-from teleoffice.sip.digest import Algorithm
-from teleoffice.store.repos import AccountRepo, UserRepo
+from teleoffice.calls.engine import Party
+from teleoffice.calls.routing import TrunkView, UserView
+from teleoffice.server.b2bua import TrunkPeer
+from teleoffice.sip.digest import Algorithm, build_authorization_from_ha1
+from teleoffice.sip.transaction import Address
+from teleoffice.store.repos import (
+    AccountRepo,
+    DidRepo,
+    TrunkCredentials,
+    TrunkRecord,
+    TrunkRepo,
+    UserRecord,
+    UserRepo,
+)
 
 REFRESH_SECONDS = 2.0
 
 
+@dataclass(frozen=True, slots=True)
+class Repos:
+    users: UserRepo
+    accounts: AccountRepo
+    trunks: TrunkRepo
+    dids: DidRepo
+
+
+@dataclass(frozen=True, slots=True)
+class _Snapshot:
+    ha1: dict[str, tuple[str, str]]
+    users_by_extension: dict[str, UserRecord]
+    users_by_name: dict[str, UserRecord]
+    account_owner: dict[str, str | None]
+    dids: dict[str, str]
+    trunks: dict[str, TrunkRecord]
+    credentials: dict[str, TrunkCredentials]
+
+
 class Directory:
     def __init__(
-        self,
-        *,
-        users: UserRepo,
-        accounts: AccountRepo,
-        clock: Callable[[], float],
-        refresh: float = REFRESH_SECONDS,
+        self, repos: Repos, *, clock: Callable[[], float], refresh: float = REFRESH_SECONDS
     ) -> None:
-        self._users = users
-        self._accounts = accounts
+        self._repos = repos
         self._clock = clock
         self._refresh = refresh
         self._loaded_at = float("-inf")
-        self._ha1: dict[str, tuple[str, str]] = {}
-        self._extensions: set[str] = set()
+        self._snap = _Snapshot({}, {}, {}, {}, {}, {}, {})
 
-    def _fresh(self) -> None:
+    def _fresh(self) -> _Snapshot:
         now = self._clock()
-        if now - self._loaded_at < self._refresh:
-            return
-        self._ha1 = self._accounts.all_ha1()
-        self._extensions = {user.extension for user in self._users.list_users()}
-        self._loaded_at = now
+        if now - self._loaded_at >= self._refresh:
+            self._snap = self._load()
+            self._loaded_at = now
+        return self._snap
+
+    def _load(self) -> _Snapshot:
+        repos = self._repos
+        users = repos.users.list_users()
+        trunks = {t.name: t for t in repos.trunks.list_trunks()}
+        credentials = {}
+        for trunk in trunks.values():
+            if trunk.has_credentials:
+                found = repos.trunks.credentials(trunk)
+                if found is not None:
+                    credentials[trunk.name] = found
+        return _Snapshot(
+            ha1=repos.accounts.all_ha1(),
+            users_by_extension={u.extension: u for u in users},
+            users_by_name={u.username: u for u in users},
+            account_owner={a.username: a.owner for a in repos.accounts.list_accounts()},
+            dids={d.number: d.user for d in repos.dids.list_dids()},
+            trunks=trunks,
+            credentials=credentials,
+        )
+
+    # ---- digest ----------------------------------------------------------------
 
     def ha1(self, account: str, algorithm: Algorithm) -> str | None:
-        self._fresh()
-        pair = self._ha1.get(account)
+        pair = self._fresh().ha1.get(account)
         if pair is None:
             return None
         return pair[0] if algorithm.base is Algorithm.MD5 else pair[1]
 
-    def extension_exists(self, extension: str) -> bool:
-        self._fresh()
-        return extension in self._extensions
+    # ---- the call engine's DirectoryView ------------------------------------------
+
+    def user_by_number(self, number: str) -> UserView | None:
+        snap = self._fresh()
+        user = snap.users_by_extension.get(number)
+        if user is None and number in snap.dids:
+            user = snap.users_by_name.get(snap.dids[number])
+        return None if user is None else _view(user)
+
+    def trunks(self) -> list[TrunkView]:
+        return [
+            TrunkView(t.name, t.prefix, t.outside_number) for t in self._fresh().trunks.values()
+        ]
+
+    # ---- the SIP service -------------------------------------------------------------
+
+    def account_identity(self, account: str) -> tuple[Party, str] | None:
+        snap = self._fresh()
+        owner = snap.account_owner.get(account)
+        user = snap.users_by_name.get(owner) if owner else None
+        if user is None:
+            return None
+        return Party(user.extension, user.display_name or None), user.username
+
+    def trunk_at(self, source: Address) -> str | None:
+        """The trunk a request comes from: the same host and port as configured."""
+        for trunk in self._fresh().trunks.values():
+            if trunk.host == source.host and trunk.port == source.port:
+                return trunk.name
+        return None
+
+    def trunk_peer(self, name: str) -> TrunkPeer | None:
+        snap = self._fresh()
+        trunk = snap.trunks.get(name)
+        if trunk is None:
+            return None
+        creds = snap.credentials.get(name)
+        return TrunkPeer(
+            name=trunk.name,
+            host=trunk.host,
+            port=trunk.port,
+            transport=trunk.transport.upper(),
+            use_pai=trunk.use_pai,
+            authorize=_authorizer(creds) if creds is not None else None,
+        )
+
+
+def _view(user: UserRecord) -> UserView:
+    return UserView(
+        user.username, user.extension, user.display_name or None, user.no_answer_timeout
+    )
+
+
+def _authorizer(creds: TrunkCredentials) -> Callable[[str, str, str], str | None]:
+    def ha1_for(realm: str, algorithm: Algorithm) -> str | None:
+        if realm != creds.realm:
+            return None
+        return creds.ha1_md5 if algorithm.base is Algorithm.MD5 else creds.ha1_sha256
+
+    def authorize(challenge: str, method: str, uri: str) -> str | None:
+        return build_authorization_from_ha1(
+            challenge=challenge, method=method, uri=uri, username=creds.username, ha1_for=ha1_for
+        )
+
+    return authorize

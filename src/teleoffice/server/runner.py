@@ -12,8 +12,12 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
+from typing import cast
 
+from teleoffice.calls.engine import CallRecord
 from teleoffice.calls.registrar import StoreCommand
+from teleoffice.media.engine import MediaEngine
+from teleoffice.media.session import MediaSession
 from teleoffice.server.sip_service import SipService
 from teleoffice.sip.transaction import Address
 from teleoffice.transport.sip_transport import SipTransport
@@ -34,13 +38,18 @@ class SipRunner:
         host: str,
         port: int,
         persist: Callable[[list[StoreCommand]], None],
+        media: MediaEngine,
+        log_calls: Callable[[list[CallRecord]], None],
         max_message_size: int = 65535,
         tcp_idle_timeout: float = 600.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.service = service
         self.persist = persist
+        self.media = media
+        self.log_calls = log_calls
         self.clock = clock
+        self._media_tasks: set[asyncio.Task[None]] = set()
         self.transport = SipTransport(
             host,
             port,
@@ -70,6 +79,8 @@ class SipRunner:
             self._flush_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._flush_task
+        for task in list(self._media_tasks):
+            task.cancel()
         await self.transport.stop()
         await self._flush()
 
@@ -78,9 +89,27 @@ class SipRunner:
         self._after_input()
 
     def _after_input(self) -> None:
+        b2bua = self.service.b2bua
+        for call_id in b2bua.take_media_requests():
+            task = asyncio.create_task(self._open_media(call_id))
+            self._media_tasks.add(task)
+            task.add_done_callback(self._media_tasks.discard)
+        for session in b2bua.take_media_releases():
+            # The B2BUA only ever holds sessions this engine opened.
+            self.media.release(cast(MediaSession, session))
         for data, destination in self.service.outgoing():
             self.transport.send(data, destination)
         self._arm_timer()
+
+    async def _open_media(self, call_id: str) -> None:
+        try:
+            session = await self.media.create_session()
+        except Exception:  # out of ports, or a socket error: the call gets a 503
+            log.exception("could not open media for call %s", call_id)
+            self.service.b2bua.media_failed(call_id, self.clock())
+        else:
+            self.service.b2bua.media_ready(call_id, session, self.clock())
+        self._after_input()
 
     def _arm_timer(self) -> None:
         if self._stopping:
@@ -113,9 +142,14 @@ class SipRunner:
         # Commands are taken on the loop's thread; only the database write runs in
         # a worker thread, so the service itself is never touched concurrently.
         commands = self.service.take_commands()
-        if not commands:
-            return
-        try:
-            await asyncio.to_thread(self.persist, commands)
-        except Exception:
-            log.exception("could not write %d registration changes", len(commands))
+        records = self.service.b2bua.take_records()
+        if commands:
+            try:
+                await asyncio.to_thread(self.persist, commands)
+            except Exception:
+                log.exception("could not write %d registration changes", len(commands))
+        if records:
+            try:
+                await asyncio.to_thread(self.log_calls, records)
+            except Exception:
+                log.exception("could not write %d call log changes", len(records))

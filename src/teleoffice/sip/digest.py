@@ -52,6 +52,7 @@ __all__ = [
     "DigestError",
     "DigestServer",
     "build_authorization",
+    "build_authorization_from_ha1",
     "choose_challenge",
     "compute_ha1",
     "parse_auth_params",
@@ -622,6 +623,95 @@ def choose_challenge(values: Sequence[str]) -> str:
     return best[1]
 
 
+@dataclass(frozen=True, slots=True)
+class _Challenge:
+    """The parts of a WWW-Authenticate / Proxy-Authenticate value a client uses."""
+
+    realm: str
+    nonce: str
+    algorithm: Algorithm
+    qop: str | None  # the qop we answer with; None for the RFC 2069 form
+    opaque: str | None
+
+
+def _read_challenge(challenge: str) -> _Challenge:
+    scheme, params = parse_auth_params(challenge)
+    if scheme.lower() != "digest":
+        raise DigestError(f"not a Digest challenge: {scheme[:40]!r}")
+    try:
+        realm = params["realm"]
+        nonce = params["nonce"]
+    except KeyError as exc:
+        raise DigestError(f"challenge lacks {exc.args[0]}") from None
+    algorithm = Algorithm.parse(params.get("algorithm", "MD5"))
+    options = _qop_options(params)
+    qop: str | None
+    if "auth" in options:
+        qop = "auth"
+    elif "auth-int" in options:
+        qop = "auth-int"
+    elif "qop" in params:
+        raise DigestError(f"no supported qop in {params['qop'][:40]!r}")
+    else:
+        qop = None
+    return _Challenge(realm, nonce, algorithm, qop, params.get("opaque"))
+
+
+def _answer(
+    parsed: _Challenge,
+    *,
+    ha1: Callable[[Algorithm], str],
+    method: str,
+    uri: str,
+    username: str,
+    nc: int,
+    cnonce: str | None,
+    body: bytes,
+    random_bytes: Callable[[int], bytes],
+) -> str:
+    """The credentials value for `parsed`, given a way to get the base HA1.
+
+    The one place that computes a client response: `build_authorization` derives
+    the HA1 from a password, `build_authorization_from_ha1` looks a stored one up,
+    and everything after that (cnonce, nc, the -sess HA1, the header layout) is
+    shared, so the two cannot drift apart.  `ha1` is called after the arguments
+    are checked, with the challenge's hash family (MD5 or SHA-256).
+    """
+    if not 1 <= nc <= 0xFFFFFFFF:
+        raise ValueError("nc must be between 1 and 0xFFFFFFFF")
+    if cnonce is None:
+        cnonce = random_bytes(16).hex()
+    nc_text = f"{nc:08x}"
+    response = _response(
+        parsed.algorithm,
+        ha1=ha1(parsed.algorithm.base),
+        nonce=parsed.nonce,
+        method=method,
+        uri=uri,
+        qop=parsed.qop,
+        nc=nc_text,
+        cnonce=cnonce,
+        body=body,
+    )
+    parts = [
+        f"username={_quote(username)}",
+        f"realm={_quote(parsed.realm)}",
+        f"nonce={_quote(parsed.nonce)}",
+        f"uri={_quote(uri)}",
+        f'response="{response}"',
+        f"algorithm={parsed.algorithm.value}",
+    ]
+    if parsed.qop is not None or parsed.algorithm.is_session:
+        parts.append(f"cnonce={_quote(cnonce)}")
+    if parsed.opaque is not None:
+        parts.append(f"opaque={_quote(parsed.opaque)}")
+    if parsed.qop is not None:
+        # qop and nc are bare tokens in credentials (RFC 7616 section 3.4).
+        parts.append(f"qop={parsed.qop}")
+        parts.append(f"nc={nc_text}")
+    return "Digest " + ", ".join(parts)
+
+
 def build_authorization(
     *,
     challenge: str,
@@ -643,55 +733,65 @@ def build_authorization(
     DigestError when the challenge cannot be answered, ValueError for bad
     arguments.
     """
-    scheme, params = parse_auth_params(challenge)
-    if scheme.lower() != "digest":
-        raise DigestError(f"not a Digest challenge: {scheme[:40]!r}")
-    try:
-        realm = params["realm"]
-        nonce = params["nonce"]
-    except KeyError as exc:
-        raise DigestError(f"challenge lacks {exc.args[0]}") from None
-    algorithm = Algorithm.parse(params.get("algorithm", "MD5"))
-    options = _qop_options(params)
-    qop: str | None
-    if "auth" in options:
-        qop = "auth"
-    elif "auth-int" in options:
-        qop = "auth-int"
-    elif "qop" in params:
-        raise DigestError(f"no supported qop in {params['qop'][:40]!r}")
-    else:
-        qop = None
-    if not 1 <= nc <= 0xFFFFFFFF:
-        raise ValueError("nc must be between 1 and 0xFFFFFFFF")
-    if cnonce is None:
-        cnonce = random_bytes(16).hex()
-    nc_text = f"{nc:08x}"
-    response = _response(
-        algorithm,
-        ha1=compute_ha1(username, realm, password, algorithm),
-        nonce=nonce,
+    parsed = _read_challenge(challenge)
+    return _answer(
+        parsed,
+        ha1=lambda family: compute_ha1(username, parsed.realm, password, family),
         method=method,
         uri=uri,
-        qop=qop,
-        nc=nc_text,
+        username=username,
+        nc=nc,
         cnonce=cnonce,
         body=body,
+        random_bytes=random_bytes,
     )
-    parts = [
-        f"username={_quote(username)}",
-        f"realm={_quote(realm)}",
-        f"nonce={_quote(nonce)}",
-        f"uri={_quote(uri)}",
-        f'response="{response}"',
-        f"algorithm={algorithm.value}",
-    ]
-    if qop is not None or algorithm.is_session:
-        parts.append(f"cnonce={_quote(cnonce)}")
-    if "opaque" in params:
-        parts.append(f"opaque={_quote(params['opaque'])}")
-    if qop is not None:
-        # qop and nc are bare tokens in credentials (RFC 7616 section 3.4).
-        parts.append(f"qop={qop}")
-        parts.append(f"nc={nc_text}")
-    return "Digest " + ", ".join(parts)
+
+
+def build_authorization_from_ha1(
+    *,
+    challenge: str,
+    method: str,
+    uri: str,
+    username: str,
+    ha1_for: Callable[[str, Algorithm], str | None],
+    nc: int = 1,
+    cnonce: str | None = None,
+    body: bytes = b"",
+    random_bytes: Callable[[int], bytes] = os.urandom,
+) -> str:
+    """Like `build_authorization`, from a stored HA1 instead of a password.
+
+    teleoffice keeps no password in clear, not even a SIP provider's: it stores
+    H(username:realm:password) per hash family, which is all a client needs to
+    answer a challenge (RFC 7616 section 3.4.2; for the "-sess" algorithms the
+    session HA1 is H(HA1:nonce:cnonce), derived here).  The price is that the
+    realm is fixed when the password is stored.
+
+    `ha1_for(realm, family)` returns the stored HA1 for the challenge's realm and
+    hash family (Algorithm.MD5 or Algorithm.SHA256, also for the "-sess"
+    variants), or None when there is none.  A challenge in a realm we hold no HA1
+    for raises DigestError naming that realm, since it usually means the realm
+    configured for the credentials is not the one the server uses.
+    """
+    parsed = _read_challenge(challenge)
+
+    def stored(family: Algorithm) -> str:
+        ha1 = ha1_for(parsed.realm, family)
+        if ha1 is None:
+            raise DigestError(
+                f"challenged in realm {parsed.realm!r} ({family.value}), "
+                "but no credentials are stored for that realm"
+            )
+        return ha1
+
+    return _answer(
+        parsed,
+        ha1=stored,
+        method=method,
+        uri=uri,
+        username=username,
+        nc=nc,
+        cnonce=cnonce,
+        body=body,
+        random_bytes=random_bytes,
+    )

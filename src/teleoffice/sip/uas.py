@@ -66,8 +66,12 @@ def check_request(request: Request, policy: UasPolicy) -> Response | None:
         if unsupported:
             return make(request, 420, headers=[("Unsupported", ", ".join(unsupported))])
 
-    # Section 8.2.3: a body we cannot process, unless it is marked optional.
-    if request.body and method not in ("ACK", "CANCEL", "BYE"):
+    # Section 8.2.3: a body we cannot process, unless it is marked optional.  A
+    # request inside a dialog is relayed to the far end, which decides what it
+    # accepts (INFO with application/dtmf-relay, say), so only requests that
+    # start something are checked here.
+    in_dialog = "tag=" in (request.headers.get("To") or "")
+    if request.body and method not in ("ACK", "CANCEL", "BYE") and not in_dialog:
         try:
             ctype = request.content_type
         except ParseError:

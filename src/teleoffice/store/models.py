@@ -145,3 +145,104 @@ class Registration(Base):
     instance_id: Mapped[str | None] = mapped_column(Text)
     user_agent: Mapped[str | None] = mapped_column(Text)
     path: Mapped[str | None] = mapped_column(Text)
+
+
+# Lengths of the trunk and call-log columns, shared with migration 0002.
+HOST_LENGTH = 255
+TRANSPORT_LENGTH = 8
+PREFIX_LENGTH = 4
+NUMBER_LENGTH = 32
+# Provider account names are not ours to choose; some are long e-mail-like ids.
+TRUNK_USERNAME_LENGTH = 128
+REALM_LENGTH = 255
+OUTCOME_LENGTH = 24
+# Numbers in the call log are whatever the peer put in From or the Request-URI,
+# so they get more room than the numbers teleoffice itself accepts.
+LOGGED_NUMBER_LENGTH = 64
+
+
+class Trunk(Base):
+    """A SIP trunk: a provider that carries calls to and from the outside world.
+
+    Numbers dialled as `prefix` + digits leave through it as the digits, and
+    requests arriving from `host`:`port` are taken as coming from it, which is
+    why no two trunks may share a prefix or an address.
+
+    The provider's password is kept the way phone passwords are: as HA1 hashes
+    (one per hash family) for `realm`, never in clear. A digest client needs no
+    more than that, but it does mean the realm is fixed when the password is
+    stored; a challenge in any other realm cannot be answered.
+    """
+
+    __tablename__ = "trunks"
+    __table_args__ = (UniqueConstraint("host", "port"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(NAME_LENGTH), unique=True)
+    host: Mapped[str] = mapped_column(String(HOST_LENGTH))
+    port: Mapped[int] = mapped_column(Integer)
+    transport: Mapped[str] = mapped_column(
+        String(TRANSPORT_LENGTH), default="udp", server_default="udp"
+    )
+    # NULL for a trunk that only receives calls; NULLs never clash in a unique
+    # constraint, on SQLite and PostgreSQL alike.
+    prefix: Mapped[str | None] = mapped_column(String(PREFIX_LENGTH), unique=True)
+    username: Mapped[str | None] = mapped_column(String(TRUNK_USERNAME_LENGTH))
+    realm: Mapped[str | None] = mapped_column(String(REALM_LENGTH))
+    ha1_md5: Mapped[str | None] = mapped_column(String(32))
+    ha1_sha256: Mapped[str | None] = mapped_column(String(64))
+    # The caller number presented on calls out of this trunk; NULL means the
+    # caller's own extension.
+    outside_number: Mapped[str | None] = mapped_column(String(NUMBER_LENGTH))
+    use_pai: Mapped[bool] = mapped_column(default=False, server_default=false())
+    register: Mapped[bool] = mapped_column(default=False, server_default=false())
+    register_expires: Mapped[int] = mapped_column(Integer, default=3600, server_default="3600")
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+
+
+class Did(Base):
+    """A direct inward dialling number: an extra outside number that reaches a user.
+
+    Calls to a user's extension number reach them anyway; a DID maps any other
+    number a provider delivers. It goes with its user (ON DELETE CASCADE): a
+    number pointing at nobody would only turn calls into 404s silently.
+    """
+
+    __tablename__ = "dids"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    number: Mapped[str] = mapped_column(String(NUMBER_LENGTH), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+
+
+class CallLogEntry(Base):
+    """One call, as the portal's call log and `teleoffice calls` show it.
+
+    Users are kept by username rather than by foreign key: the log is history and
+    must survive the deletion or renaming of the people in it.
+    """
+
+    __tablename__ = "call_log"
+    __table_args__ = (Index("ix_call_log_started_at", "started_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    call_id: Mapped[str] = mapped_column(Text, unique=True)
+    direction: Mapped[str] = mapped_column(String(16))
+    caller_number: Mapped[str] = mapped_column(String(LOGGED_NUMBER_LENGTH))
+    caller_name: Mapped[str | None] = mapped_column(String(DISPLAY_NAME_LENGTH))
+    callee_number: Mapped[str] = mapped_column(String(LOGGED_NUMBER_LENGTH))
+    callee_name: Mapped[str | None] = mapped_column(String(DISPLAY_NAME_LENGTH))
+    route: Mapped[str | None] = mapped_column(Text)
+    trunk: Mapped[str | None] = mapped_column(String(NAME_LENGTH))
+    # Indexed for the per-user log the portal shows.
+    caller_user: Mapped[str | None] = mapped_column(String(NAME_LENGTH), index=True)
+    callee_user: Mapped[str | None] = mapped_column(String(NAME_LENGTH), index=True)
+    started_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    ringing_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    answered_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    ended_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    # NULL while the call is in progress.
+    outcome: Mapped[str | None] = mapped_column(String(OUTCOME_LENGTH))
+    status: Mapped[int | None] = mapped_column(Integer)
+    ended_by: Mapped[str | None] = mapped_column(String(16))

@@ -10,16 +10,18 @@ the problem.
 
 from __future__ import annotations
 
+import enum
+import ipaddress
 import re
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
+from dataclasses import dataclass, field, fields, replace
+from datetime import datetime, timedelta
+from typing import Any, Final, Literal
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
@@ -27,9 +29,17 @@ from sqlalchemy.orm import Session, sessionmaker
 from teleoffice.sip.digest import Algorithm, compute_ha1
 from teleoffice.store.models import (
     DISPLAY_NAME_LENGTH,
+    HOST_LENGTH,
+    LOGGED_NUMBER_LENGTH,
     NAME_LENGTH,
+    NUMBER_LENGTH,
+    REALM_LENGTH,
+    TRUNK_USERNAME_LENGTH,
+    CallLogEntry,
+    Did,
     PhoneAccount,
     Registration,
+    Trunk,
     User,
 )
 
@@ -270,6 +280,14 @@ class UserRepo:
             taken = session.scalar(select(User.username).where(User.extension == extension))
             if taken is not None:
                 raise Conflict(f"extension {extension} already belongs to user {taken!r}")
+            # A number reaches one user only: an extension may not repeat a DID.
+            did_owner = session.scalar(
+                select(User.username)
+                .join(Did, Did.user_id == User.id)
+                .where(Did.number == extension)
+            )
+            if did_owner is not None:
+                raise Conflict(f"number {extension} is already a DID of user {did_owner!r}")
             if (
                 session.scalar(select(PhoneAccount.id).where(PhoneAccount.username == extension))
                 is not None
@@ -584,3 +602,785 @@ def _rowcount(result: Any) -> int:
     # generic Result type the session returns does not declare it.
     count = getattr(result, "rowcount", 0)
     return int(count) if count is not None else 0
+
+
+# --- trunks -------------------------------------------------------------------------
+
+
+class _Keep(enum.Enum):
+    KEEP = "keep"
+
+
+# "Leave this field as it is" for update arguments where None already means
+# "clear it" (a trunk's prefix, outside number or username).
+KEEP: Final = _Keep.KEEP
+Keep = Literal[_Keep.KEEP]
+
+TRUNK_TRANSPORTS = ("udp", "tcp")
+DEFAULT_TRUNK_PORT = 5060
+DEFAULT_REGISTER_EXPIRES = 3600
+# Providers commonly refuse registrations shorter than a minute (423), and a
+# binding that lasts more than a day outlives most address changes unnoticed.
+MIN_REGISTER_EXPIRES = 60
+MAX_REGISTER_EXPIRES = 86400
+
+# A trunk prefix is what a user dials before the outside number ("9" in
+# 9-0301234567): digits only, short enough to stay out of the way.
+PREFIX_RE = re.compile(r"[0-9]{1,4}")
+# An outside number as providers deliver and accept it: digits, maybe with '+'.
+PHONE_NUMBER_RE = re.compile(rf"\+?[0-9]{{1,{NUMBER_LENGTH - 1}}}")
+_HOSTNAME_RE = re.compile(
+    r"(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*"
+)
+
+
+def normalise_host(host: str) -> str:
+    """`host` in the one spelling trunks are stored and looked up with.
+
+    Host names are case-insensitive (RFC 4343) and an IPv6 address has many
+    spellings, so both are reduced to a canonical form: lower case without a
+    trailing dot, or the compressed address without brackets.
+    """
+    text = host.strip()
+    if not text:
+        raise InvalidInput("host must not be empty")
+    bracketed = text.startswith("[") and text.endswith("]")
+    try:
+        address = ipaddress.ip_address(text[1:-1] if bracketed else text)
+    except ValueError:
+        address = None
+    if address is not None:
+        if bracketed and address.version != 6:
+            raise InvalidInput(f"host {host!r}: only IPv6 addresses go in brackets")
+        return str(address)
+    name = text.rstrip(".").lower()
+    if bracketed or len(text) > HOST_LENGTH or not _HOSTNAME_RE.fullmatch(name):
+        raise InvalidInput(f"host {host!r} is neither a host name nor an IP address")
+    return name
+
+
+def validate_port(port: int) -> int:
+    if not 1 <= port <= 65535:
+        raise InvalidInput(f"port must be between 1 and 65535, not {port}")
+    return port
+
+
+def validate_prefix(prefix: str) -> str:
+    if not PREFIX_RE.fullmatch(prefix):
+        raise InvalidInput(f"prefix {prefix!r} must be 1 to 4 digits")
+    return prefix
+
+
+def validate_phone_number(number: str, what: str = "number") -> str:
+    if not PHONE_NUMBER_RE.fullmatch(number):
+        raise InvalidInput(
+            f"{what} {number!r} must be digits, optionally after a '+' "
+            f"(at most {NUMBER_LENGTH - 1} digits)"
+        )
+    return number
+
+
+def _validate_trunk_name(name: str) -> str:
+    if not USERNAME_RE.fullmatch(name):
+        raise InvalidInput(
+            f"trunk name {name!r} must start with a letter or digit and contain only "
+            f"letters, digits, '.', '_' and '-' (at most {NAME_LENGTH} characters)"
+        )
+    return name
+
+
+def _validate_transport(transport: str) -> str:
+    value = transport.lower()
+    if value not in TRUNK_TRANSPORTS:
+        raise InvalidInput(f"transport must be one of {', '.join(TRUNK_TRANSPORTS)}")
+    return value
+
+
+def _validate_header_text(what: str, value: str, limit: int) -> str:
+    # Provider user names and realms go into Authorization headers and URIs;
+    # control characters would let them break out of the header line.
+    if not value:
+        raise InvalidInput(f"{what} must not be empty")
+    if len(value) > limit:
+        raise InvalidInput(f"{what} is longer than {limit} characters")
+    if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in value):
+        raise InvalidInput(f"{what} must not contain control characters")
+    return value
+
+
+def _validate_register_expires(seconds: int) -> int:
+    if not MIN_REGISTER_EXPIRES <= seconds <= MAX_REGISTER_EXPIRES:
+        raise InvalidInput(
+            f"registration time must be between {MIN_REGISTER_EXPIRES} and "
+            f"{MAX_REGISTER_EXPIRES} seconds, not {seconds}"
+        )
+    return seconds
+
+
+@dataclass(frozen=True, slots=True)
+class TrunkRecord:
+    """A trunk as the rest of the program sees it.
+
+    The HA1 hashes stay in the store: `has_credentials` says whether there are
+    any, and `TrunkRepo.credentials` hands them out to the one place that needs
+    them (the digest client), so they never end up in a listing or a log line.
+    """
+
+    id: int
+    name: str
+    host: str
+    port: int
+    transport: str
+    prefix: str | None
+    username: str | None
+    realm: str | None
+    has_credentials: bool
+    outside_number: str | None
+    use_pai: bool
+    register: bool
+    register_expires: int
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class TrunkCredentials:
+    """What a digest client needs to answer a provider's challenge.
+
+    The hashes are left out of repr so that logging the object leaks nothing.
+    """
+
+    username: str
+    realm: str
+    ha1_md5: str = field(repr=False)
+    ha1_sha256: str = field(repr=False)
+
+    def ha1_for(self, realm: str, family: Algorithm) -> str | None:
+        """The HA1 for a challenge in `realm`, or None for any other realm.
+
+        Shaped for `teleoffice.sip.digest.build_authorization_from_ha1`: the
+        hashes were made for one realm, so a challenge in another cannot be
+        answered (the caller reports it; it usually means the configured realm
+        is not the one the provider uses).
+        """
+        if realm != self.realm:
+            return None
+        return self.ha1_md5 if family.base is Algorithm.MD5 else self.ha1_sha256
+
+
+def _trunk_record(trunk: Trunk) -> TrunkRecord:
+    return TrunkRecord(
+        id=trunk.id,
+        name=trunk.name,
+        host=trunk.host,
+        port=trunk.port,
+        transport=trunk.transport,
+        prefix=trunk.prefix,
+        username=trunk.username,
+        realm=trunk.realm,
+        has_credentials=trunk.ha1_md5 is not None and trunk.ha1_sha256 is not None,
+        outside_number=trunk.outside_number,
+        use_pai=trunk.use_pai,
+        register=trunk.register,
+        register_expires=trunk.register_expires,
+        created_at=trunk.created_at,
+    )
+
+
+class TrunkRepo:
+    """SIP trunks to providers, with their credentials kept as HA1 hashes.
+
+    Decision: teleoffice never stores a secret in clear, and a provider's
+    password is no exception. It is turned into HA1 = H(username:realm:password)
+    for MD5 and SHA-256 when it is set, for one realm: the one given, else the
+    trunk's host name. That realm must be the one the provider challenges with;
+    a challenge in another realm cannot be answered and is refused (the digest
+    client says which realm it was asked for). Changing the username or the
+    realm therefore needs the password again.
+    """
+
+    def __init__(self, sessions: Sessions) -> None:
+        self._sessions = sessions
+
+    def add(
+        self,
+        name: str,
+        *,
+        host: str,
+        port: int = DEFAULT_TRUNK_PORT,
+        transport: str = "udp",
+        prefix: str | None = None,
+        username: str | None = None,
+        password: str | None = None,
+        realm: str | None = None,
+        outside_number: str | None = None,
+        use_pai: bool = False,
+        register: bool = False,
+        register_expires: int = DEFAULT_REGISTER_EXPIRES,
+    ) -> TrunkRecord:
+        """Create a trunk. Raises `InvalidInput` for bad values and `Conflict` when
+        the name, the prefix (or one overlapping it) or the address is taken."""
+        trunk = Trunk(
+            name=_validate_trunk_name(name),
+            host=normalise_host(host),
+            port=validate_port(port),
+            transport=_validate_transport(transport),
+            prefix=None if prefix is None else validate_prefix(prefix),
+            outside_number=(
+                None
+                if outside_number is None
+                else validate_phone_number(outside_number, "outside number")
+            ),
+            use_pai=use_pai,
+            register=register,
+            register_expires=_validate_register_expires(register_expires),
+        )
+        _set_trunk_credentials(trunk, username, password, realm)
+        _check_register(trunk)
+        with _transaction(self._sessions, f"trunk {name!r} clashes with another") as session:
+            _check_trunk_clashes(session, trunk)
+            session.add(trunk)
+            session.flush()
+            return _trunk_record(trunk)
+
+    def update(
+        self,
+        name: str,
+        *,
+        host: str | None = None,
+        port: int | None = None,
+        transport: str | None = None,
+        prefix: str | Keep | None = KEEP,
+        username: str | Keep | None = KEEP,
+        password: str | None = None,
+        realm: str | None = None,
+        outside_number: str | Keep | None = KEEP,
+        use_pai: bool | None = None,
+        register: bool | None = None,
+        register_expires: int | None = None,
+    ) -> TrunkRecord:
+        """Change the given fields; None (or KEEP where None means "remove")
+        leaves a field as it is.
+
+        `prefix=None` makes the trunk inbound-only, `outside_number=None` presents
+        the caller's extension again, and `username=None` removes the credentials.
+        A new `password` is hashed for the new or current username and for
+        `realm`, else the current realm, else the host. Raises `NotFound`,
+        `InvalidInput` or `Conflict`; on any error nothing is changed.
+        """
+        with _transaction(self._sessions, f"cannot update trunk {name!r}") as session:
+            trunk = session.scalar(select(Trunk).where(Trunk.name == name))
+            if trunk is None:
+                raise NotFound(f"no trunk {name!r}")
+            if host is not None:
+                trunk.host = normalise_host(host)
+            if port is not None:
+                trunk.port = validate_port(port)
+            if transport is not None:
+                trunk.transport = _validate_transport(transport)
+            if prefix is not KEEP:
+                trunk.prefix = None if prefix is None else validate_prefix(prefix)
+            if outside_number is not KEEP:
+                trunk.outside_number = (
+                    None
+                    if outside_number is None
+                    else validate_phone_number(outside_number, "outside number")
+                )
+            if use_pai is not None:
+                trunk.use_pai = use_pai
+            if register is not None:
+                trunk.register = register
+            if register_expires is not None:
+                trunk.register_expires = _validate_register_expires(register_expires)
+            _update_trunk_credentials(trunk, username, password, realm)
+            _check_register(trunk)
+            _check_trunk_clashes(session, trunk)
+            session.flush()
+            return _trunk_record(trunk)
+
+    def find(self, name: str) -> TrunkRecord | None:
+        with self._sessions() as session:
+            trunk = session.scalar(select(Trunk).where(Trunk.name == name))
+            return None if trunk is None else _trunk_record(trunk)
+
+    def get(self, name: str) -> TrunkRecord:
+        """The trunk named `name`; `NotFound` if there is none."""
+        found = self.find(name)
+        if found is None:
+            raise NotFound(f"no trunk {name!r}")
+        return found
+
+    def find_by_prefix(self, prefix: str) -> TrunkRecord | None:
+        """The trunk whose dialling prefix is exactly `prefix`."""
+        with self._sessions() as session:
+            trunk = session.scalar(select(Trunk).where(Trunk.prefix == prefix))
+            return None if trunk is None else _trunk_record(trunk)
+
+    def find_by_address(self, host: str, port: int) -> TrunkRecord | None:
+        """The trunk configured at `host`:`port`, to recognise requests from it.
+
+        The host is compared in its canonical spelling (case, IPv6 form); a trunk
+        configured by name matches only that name, so a caller holding a source
+        IP address must resolve trunk names itself.
+        """
+        try:
+            wanted = normalise_host(host)
+        except InvalidInput:
+            return None
+        with self._sessions() as session:
+            trunk = session.scalar(select(Trunk).where(Trunk.host == wanted, Trunk.port == port))
+            return None if trunk is None else _trunk_record(trunk)
+
+    def list_trunks(self) -> list[TrunkRecord]:
+        """All trunks, by name."""
+        with self._sessions() as session:
+            return [_trunk_record(t) for t in session.scalars(select(Trunk).order_by(Trunk.name))]
+
+    def credentials(self, trunk: TrunkRecord | str) -> TrunkCredentials | None:
+        """The username and HA1s of a trunk (by record or name), or None when it
+        has no password. `NotFound` if the trunk does not exist."""
+        name = trunk if isinstance(trunk, str) else trunk.name
+        with self._sessions() as session:
+            row = session.execute(
+                select(Trunk.username, Trunk.realm, Trunk.ha1_md5, Trunk.ha1_sha256).where(
+                    Trunk.name == name
+                )
+            ).first()
+        if row is None:
+            raise NotFound(f"no trunk {name!r}")
+        username, realm, ha1_md5, ha1_sha256 = row
+        if username is None or realm is None or ha1_md5 is None or ha1_sha256 is None:
+            return None
+        return TrunkCredentials(username, realm, ha1_md5, ha1_sha256)
+
+    def delete(self, name: str) -> None:
+        """Remove a trunk; `NotFound` if there is none."""
+        with self._sessions.begin() as session:
+            result = session.execute(delete(Trunk).where(Trunk.name == name))
+            if _rowcount(result) == 0:
+                raise NotFound(f"no trunk {name!r}")
+
+    # `list` reads best at call sites (`trunks.list()`); defined last, under the
+    # descriptive name, so the annotations above still mean the builtin.
+    list = list_trunks
+
+
+def _set_trunk_credentials(
+    trunk: Trunk, username: str | None, password: str | None, realm: str | None
+) -> None:
+    """Fill the credential columns of a new trunk."""
+    if username is not None:
+        trunk.username = _validate_header_text("username", username, TRUNK_USERNAME_LENGTH)
+    if password is None:
+        if realm is not None:
+            raise InvalidInput("a realm only matters with a password: give --password too")
+        return
+    if trunk.username is None:
+        raise InvalidInput("a password needs the username it belongs to")
+    _validate_secret("password", password)
+    trunk.realm = _validate_header_text(
+        "realm", trunk.host if realm is None else realm, REALM_LENGTH
+    )
+    trunk.ha1_md5 = compute_ha1(trunk.username, trunk.realm, password, Algorithm.MD5)
+    trunk.ha1_sha256 = compute_ha1(trunk.username, trunk.realm, password, Algorithm.SHA256)
+
+
+def _update_trunk_credentials(
+    trunk: Trunk, username: str | Keep | None, password: str | None, realm: str | None
+) -> None:
+    if username is None:
+        if password is not None or realm is not None:
+            raise InvalidInput("a password or realm needs a username")
+        trunk.username = trunk.realm = trunk.ha1_md5 = trunk.ha1_sha256 = None
+        return
+    new_username = trunk.username if username is KEEP else username
+    renamed = username is not KEEP and username != trunk.username
+    if password is None:
+        # The hashes cover username and realm: changing either without the
+        # password would leave credentials that can never match.
+        if realm is not None and realm != trunk.realm:
+            raise InvalidInput("changing the realm needs the password again (--password)")
+        if renamed and trunk.ha1_md5 is not None:
+            raise InvalidInput("changing the username needs the password again (--password)")
+        if renamed:
+            trunk.username = _validate_header_text(
+                "username", new_username or "", TRUNK_USERNAME_LENGTH
+            )
+        return
+    _set_trunk_credentials(
+        trunk, new_username, password, realm if realm is not None else trunk.realm
+    )
+
+
+def _check_register(trunk: Trunk) -> None:
+    if trunk.register and trunk.username is None:
+        raise InvalidInput(
+            "registering needs a username: the account the provider knows the trunk by"
+        )
+
+
+def _check_trunk_clashes(session: Session, trunk: Trunk) -> None:
+    """Refuse a trunk that could not be told apart from another one.
+
+    Besides equal names and addresses, overlapping prefixes are refused too: with
+    "9" and "90" a number dialled as 90... could leave through either trunk.
+    """
+    query = select(Trunk)
+    if trunk.id is not None:
+        query = query.where(Trunk.id != trunk.id)
+    # No autoflush: writing the edited row first would hit the unique constraints
+    # and turn these precise messages into a generic one.
+    with session.no_autoflush:
+        others = session.scalars(query).all()
+    for other in others:
+        if other.name == trunk.name:
+            raise Conflict(f"trunk {trunk.name!r} already exists")
+        if (other.host, other.port) == (trunk.host, trunk.port):
+            raise Conflict(
+                f"trunk {other.name!r} already uses {trunk.host}:{trunk.port}; "
+                "calls from there could not be told apart"
+            )
+        if trunk.prefix is not None and other.prefix is not None:
+            if other.prefix == trunk.prefix:
+                raise Conflict(f"prefix {trunk.prefix} already belongs to trunk {other.name!r}")
+            if other.prefix.startswith(trunk.prefix) or trunk.prefix.startswith(other.prefix):
+                raise Conflict(
+                    f"prefix {trunk.prefix} overlaps prefix {other.prefix} of trunk "
+                    f"{other.name!r}: a dialled number could match both"
+                )
+
+
+# --- DIDs ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class DidRecord:
+    """An outside number mapped to a user (`user` is their username)."""
+
+    number: str
+    user: str
+    created_at: datetime
+
+
+class DidRepo:
+    """Direct inward dialling numbers: extra numbers that reach a user.
+
+    Numbers are matched exactly as the provider delivers them in the
+    Request-URI, so a DID is entered in the form the provider uses.
+    """
+
+    def __init__(self, sessions: Sessions) -> None:
+        self._sessions = sessions
+
+    def add(self, number: str, *, user: str) -> DidRecord:
+        """Map `number` to the user named `user`. Raises `InvalidInput`,
+        `NotFound` (no such user) or `Conflict` (a DID or an extension already)."""
+        validate_phone_number(number, "DID")
+        with _transaction(self._sessions, f"number {number} is already taken") as session:
+            owner = session.scalar(select(User).where(User.username == user))
+            if owner is None:
+                raise NotFound(f"no user {user!r}")
+            taken = session.scalar(
+                select(User.username).join(Did, Did.user_id == User.id).where(Did.number == number)
+            )
+            if taken is not None:
+                raise Conflict(f"DID {number} already belongs to user {taken!r}")
+            extension_of = session.scalar(select(User.username).where(User.extension == number))
+            if extension_of is not None:
+                raise Conflict(
+                    f"{number} is the extension of user {extension_of!r}; "
+                    "it reaches them without a DID"
+                )
+            did = Did(number=number, user_id=owner.id)
+            session.add(did)
+            session.flush()
+            return DidRecord(did.number, owner.username, did.created_at)
+
+    def list_dids(self) -> list[DidRecord]:
+        """All DIDs, by number."""
+        with self._sessions() as session:
+            rows = session.execute(
+                select(Did.number, User.username, Did.created_at)
+                .join(User, Did.user_id == User.id)
+                .order_by(Did.number)
+            ).all()
+            return [DidRecord(row[0], row[1], row[2]) for row in rows]
+
+    def delete(self, number: str) -> None:
+        """Remove a DID; `NotFound` if there is none."""
+        with self._sessions.begin() as session:
+            result = session.execute(delete(Did).where(Did.number == number))
+            if _rowcount(result) == 0:
+                raise NotFound(f"no DID {number}")
+
+    def user_for(self, number: str) -> UserRecord | None:
+        """The user a call to `number` reaches: the one whose extension it is,
+        else the one it is a DID of; None for nobody."""
+        with self._sessions() as session:
+            user = session.scalar(select(User).where(User.extension == number))
+            if user is None:
+                user = session.scalar(
+                    select(User).join(Did, Did.user_id == User.id).where(Did.number == number)
+                )
+            return None if user is None else _user_record(user)
+
+    # See TrunkRepo.list.
+    list = list_dids
+
+
+# --- call log -----------------------------------------------------------------------
+
+
+class CallDirection(enum.StrEnum):
+    INTERNAL = "internal"  # user to user
+    INBOUND = "inbound"  # from a trunk
+    OUTBOUND = "outbound"  # to a trunk
+
+
+class CallOutcome(enum.StrEnum):
+    ANSWERED = "answered"
+    BUSY = "busy"
+    NO_ANSWER = "no-answer"
+    CANCELLED = "cancelled"  # the caller hung up before an answer
+    NOT_FOUND = "not-found"
+    UNAVAILABLE = "unavailable"
+    FAILED = "failed"
+    BARRED = "barred"  # refused by dialling restrictions
+    ENDED_BY_RESTART = "ended-by-restart"  # still open when the server stopped
+
+
+class EndedBy(enum.StrEnum):
+    CALLER = "caller"
+    CALLEE = "callee"
+    SYSTEM = "system"
+
+
+@dataclass(frozen=True, slots=True)
+class CallRecord:
+    """One call of the call log. `outcome` and `ended_at` are None while it lasts.
+
+    `call_id` is teleoffice's own identifier of the call, not a SIP Call-ID (a
+    call has one per leg). `caller_user` and `callee_user` name the users
+    involved, if any, so each user's log can be listed.
+    """
+
+    call_id: str
+    direction: CallDirection
+    caller_number: str
+    callee_number: str  # what was dialled
+    started_at: datetime
+    caller_name: str | None = None
+    callee_name: str | None = None
+    route: str | None = None  # where it went: "extension 201", "trunk provider1"
+    trunk: str | None = None
+    caller_user: str | None = None
+    callee_user: str | None = None
+    ringing_at: datetime | None = None
+    answered_at: datetime | None = None
+    ended_at: datetime | None = None
+    outcome: CallOutcome | None = None
+    status: int | None = None  # the final SIP status, when there was one
+    ended_by: EndedBy | None = None
+
+    @property
+    def finished(self) -> bool:
+        return self.ended_at is not None
+
+    @property
+    def duration(self) -> timedelta | None:
+        """Talk time: from the answer to the end; None if it was not answered or
+        has not ended."""
+        if self.answered_at is None or self.ended_at is None:
+            return None
+        return max(self.ended_at - self.answered_at, timedelta(0))
+
+
+_CALL_FIELDS = tuple(f.name for f in fields(CallRecord))
+_CALL_TIMES = ("started_at", "ringing_at", "answered_at", "ended_at")
+MAX_CALL_LOG_LIMIT = 10_000
+
+
+def _loggable(value: str | None, limit: int) -> str | None:
+    """`value` fit for the log: control characters replaced, cut to `limit`.
+
+    Names and numbers come from peers' headers. A log line must be stored
+    whatever they contain (losing the record of a call is worse than shortening
+    a name), and must not carry terminal escapes to whoever prints it.
+    """
+    if value is None:
+        return None
+    cleaned = "".join("\ufffd" if ord(ch) < 0x20 or ord(ch) == 0x7F else ch for ch in value)
+    return cleaned[:limit]
+
+
+def _checked_call(record: CallRecord) -> CallRecord:
+    """`record` with its enums checked and its texts made storable."""
+    try:
+        direction = CallDirection(record.direction)
+        outcome = None if record.outcome is None else CallOutcome(record.outcome)
+        ended_by = None if record.ended_by is None else EndedBy(record.ended_by)
+    except ValueError as exc:
+        raise InvalidInput(str(exc)) from None
+    if not record.call_id:
+        raise InvalidInput("a call needs a call id")
+    for name in _CALL_TIMES:
+        value = getattr(record, name)
+        if value is not None and value.tzinfo is None:
+            raise InvalidInput(f"{name} must be a timezone-aware time")
+    if record.status is not None and not 100 <= record.status <= 699:
+        raise InvalidInput(f"status {record.status} is not a SIP status code")
+    if (outcome is None) != (record.ended_at is None):
+        raise InvalidInput("a call has an outcome exactly when it has ended")
+    return replace(
+        record,
+        direction=direction,
+        outcome=outcome,
+        ended_by=ended_by,
+        caller_number=_loggable(record.caller_number, LOGGED_NUMBER_LENGTH) or "",
+        callee_number=_loggable(record.callee_number, LOGGED_NUMBER_LENGTH) or "",
+        caller_name=_loggable(record.caller_name, DISPLAY_NAME_LENGTH),
+        callee_name=_loggable(record.callee_name, DISPLAY_NAME_LENGTH),
+    )
+
+
+def _call_record(row: CallLogEntry) -> CallRecord:
+    return CallRecord(
+        call_id=row.call_id,
+        direction=CallDirection(row.direction),
+        caller_number=row.caller_number,
+        callee_number=row.callee_number,
+        started_at=row.started_at,
+        caller_name=row.caller_name,
+        callee_name=row.callee_name,
+        route=row.route,
+        trunk=row.trunk,
+        caller_user=row.caller_user,
+        callee_user=row.callee_user,
+        ringing_at=row.ringing_at,
+        answered_at=row.answered_at,
+        ended_at=row.ended_at,
+        outcome=None if row.outcome is None else CallOutcome(row.outcome),
+        status=row.status,
+        ended_by=None if row.ended_by is None else EndedBy(row.ended_by),
+    )
+
+
+def _call_values(record: CallRecord) -> dict[str, Any]:
+    values = {name: getattr(record, name) for name in _CALL_FIELDS}
+    for name in ("direction", "outcome", "ended_by"):
+        if values[name] is not None:
+            values[name] = str(values[name])
+    return values
+
+
+class CallLogRepo:
+    """The call log: one row per call, written as the call goes along.
+
+    The call engine calls `start` when a call arrives, `update` as it rings and
+    is answered, and `finish` when it ends; at start-up the server calls
+    `close_unfinished`, since calls do not survive a restart.
+    """
+
+    def __init__(self, sessions: Sessions) -> None:
+        self._sessions = sessions
+
+    def start(self, record: CallRecord) -> CallRecord:
+        """Log a new call. `Conflict` if its call id is already logged."""
+        checked = _checked_call(record)
+        clash = f"call {record.call_id!r} is already logged"
+        with _transaction(self._sessions, clash) as session:
+            if session.scalar(
+                select(CallLogEntry.id).where(CallLogEntry.call_id == record.call_id)
+            ):
+                raise Conflict(clash)
+            session.add(CallLogEntry(**_call_values(checked)))
+        return checked
+
+    def update(self, call_id: str, /, **changes: Any) -> CallRecord:
+        """Change fields of a logged call (any of CallRecord's but `call_id`) and
+        return it as it is now. `NotFound`, or `InvalidInput` for an unknown field
+        or a bad value."""
+        unknown = set(changes) - set(_CALL_FIELDS) | ({"call_id"} & set(changes))
+        if unknown:
+            raise InvalidInput(f"cannot change {', '.join(sorted(unknown))} of a logged call")
+        with self._sessions.begin() as session:
+            row = self._row(session, call_id)
+            checked = _checked_call(replace(_call_record(row), **changes))
+            for name, value in _call_values(checked).items():
+                setattr(row, name, value)
+        return checked
+
+    def finish(
+        self,
+        call_id: str,
+        *,
+        outcome: CallOutcome,
+        ended_at: datetime,
+        status: int | None = None,
+        ended_by: EndedBy | None = None,
+    ) -> CallRecord:
+        """Record the end of a call and return it.
+
+        The first end wins: a call can be reported ended twice (a BYE crossing a
+        timeout, or `close_unfinished` racing the last call of a stopping
+        server), and the later report must not rewrite what happened.
+        """
+        with self._sessions.begin() as session:
+            row = self._row(session, call_id)
+            current = _call_record(row)
+            if current.finished:
+                return current
+            checked = _checked_call(
+                replace(
+                    current, outcome=outcome, ended_at=ended_at, status=status, ended_by=ended_by
+                )
+            )
+            for name, value in _call_values(checked).items():
+                setattr(row, name, value)
+        return checked
+
+    def get(self, call_id: str) -> CallRecord:
+        with self._sessions() as session:
+            return _call_record(self._row(session, call_id))
+
+    def recent(self, limit: int = 50, user: str | None = None) -> list[CallRecord]:
+        """The latest calls, newest first; with `user`, only the calls that user
+        made or received (by username, so deleted users' calls still show)."""
+        if not 1 <= limit <= MAX_CALL_LOG_LIMIT:
+            raise InvalidInput(f"limit must be between 1 and {MAX_CALL_LOG_LIMIT}")
+        query = select(CallLogEntry).order_by(
+            CallLogEntry.started_at.desc(), CallLogEntry.id.desc()
+        )
+        if user is not None:
+            query = query.where(
+                or_(CallLogEntry.caller_user == user, CallLogEntry.callee_user == user)
+            )
+        with self._sessions() as session:
+            return [_call_record(row) for row in session.scalars(query.limit(limit))]
+
+    def close_unfinished(self, now: datetime) -> int:
+        """Mark every call without an end as ended by a restart; returns how many.
+
+        Run at server start: calls live in memory and were cut when the previous
+        process stopped, so any open row is a call that ended then.
+        """
+        if now.tzinfo is None:
+            raise InvalidInput("now must be a timezone-aware time")
+        with self._sessions.begin() as session:
+            result = session.execute(
+                update(CallLogEntry)
+                .where(CallLogEntry.ended_at.is_(None))
+                .values(
+                    ended_at=now,
+                    outcome=str(CallOutcome.ENDED_BY_RESTART),
+                    ended_by=str(EndedBy.SYSTEM),
+                )
+            )
+            return _rowcount(result)
+
+    @staticmethod
+    def _row(session: Session, call_id: str) -> CallLogEntry:
+        row = session.scalar(select(CallLogEntry).where(CallLogEntry.call_id == call_id))
+        if row is None:
+            raise NotFound(f"no call {call_id!r} in the log")
+        return row
