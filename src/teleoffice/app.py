@@ -35,6 +35,7 @@ from teleoffice.server.directory import Directory, Repos
 from teleoffice.server.metrics import build_registry
 from teleoffice.server.runner import SipRunner
 from teleoffice.server.sip_service import SipService
+from teleoffice.server.trunk_registration import TrunkRegistrations
 from teleoffice.sip.digest import Algorithm, DigestServer
 from teleoffice.sip.transaction import Address, TransactionLayer
 from teleoffice.store import repos as store
@@ -209,6 +210,11 @@ class Application:
             trunks=self.directory.trunk_peer,
             session_interval=settings.session_interval,
         )
+        self.trunk_registrations = TrunkRegistrations(
+            transactions=self.transactions,
+            local=Address("UDP", settings.sip_host, settings.sip_port),
+            configured=self.directory.registering_trunks,
+        )
         self.service = SipService(
             registrar=self.registrar,
             digest=self.digest,
@@ -217,6 +223,7 @@ class Application:
             trunk_at=self.directory.trunk_at,
             b2bua=self.b2bua,
             transactions=self.transactions,
+            trunk_registrations=self.trunk_registrations,
         )
         self.media = MediaEngine(settings.media_host, settings.rtp_port_min, settings.rtp_port_max)
         self.sip = SipRunner(
@@ -243,11 +250,18 @@ class Application:
             "dialogs": len(self.b2bua.dialogs),
             "media_sessions": self.media.active_sessions,
             "media_ports": self.media.ports_in_use,
+            "trunks": {
+                name: state.value for name, state in self.trunk_registrations.states().items()
+            },
             "tcp_connections": self.sip.transport.tcp_connection_count,
         }
 
     async def run(self, stop: asyncio.Event) -> None:
         await self.sip.start()
+        # With port 0 the system chose the port: Via and Contact must carry it.
+        local = Address("UDP", self.settings.sip_host, self.sip.port)
+        self.b2bua.local = local
+        self.trunk_registrations.local = local
         config = uvicorn.Config(
             self.http,
             host=self.settings.http_host,

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from teleoffice.calls.engine import Party
 from teleoffice.calls.routing import TrunkView, UserView
 from teleoffice.server.b2bua import TrunkPeer
+from teleoffice.server.trunk_registration import RegisteringTrunk
 from teleoffice.sip.digest import Algorithm, build_authorization_from_ha1
 from teleoffice.sip.transaction import Address
 from teleoffice.store.repos import (
@@ -127,6 +128,27 @@ class Directory:
                 return trunk.name
         return None
 
+    def registering_trunks(self) -> list[RegisteringTrunk]:
+        """Trunks configured to register with their provider."""
+        snap = self._fresh()
+        out = []
+        for trunk in snap.trunks.values():
+            if not trunk.register or not trunk.username:
+                continue
+            creds = snap.credentials.get(trunk.name)
+            out.append(
+                RegisteringTrunk(
+                    name=trunk.name,
+                    host=trunk.host,
+                    port=trunk.port,
+                    transport=trunk.transport,
+                    username=trunk.username,
+                    expires=trunk.register_expires,
+                    ha1_for=creds.ha1_for if creds else None,
+                )
+            )
+        return out
+
     def trunk_peer(self, name: str) -> TrunkPeer | None:
         snap = self._fresh()
         trunk = snap.trunks.get(name)
@@ -150,14 +172,13 @@ def _view(user: UserRecord) -> UserView:
 
 
 def _authorizer(creds: TrunkCredentials) -> Callable[[str, str, str], str | None]:
-    def ha1_for(realm: str, algorithm: Algorithm) -> str | None:
-        if realm != creds.realm:
-            return None
-        return creds.ha1_md5 if algorithm.base is Algorithm.MD5 else creds.ha1_sha256
-
     def authorize(challenge: str, method: str, uri: str) -> str | None:
         return build_authorization_from_ha1(
-            challenge=challenge, method=method, uri=uri, username=creds.username, ha1_for=ha1_for
+            challenge=challenge,
+            method=method,
+            uri=uri,
+            username=creds.username,
+            ha1_for=creds.ha1_for,
         )
 
     return authorize

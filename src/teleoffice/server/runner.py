@@ -81,6 +81,10 @@ class SipRunner:
                 await self._flush_task
         for task in list(self._media_tasks):
             task.cancel()
+        self.service.shutdown(self.clock())
+        for data, destination in self.service.outgoing():
+            self.transport.send(data, destination)
+        await asyncio.sleep(0.05)  # let the un-REGISTERs leave before the sockets close
         await self.transport.stop()
         await self._flush()
 

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from teleoffice.calls.engine import Caller, Party
 from teleoffice.calls.registrar import Registrar, StoreCommand
 from teleoffice.server.b2bua import B2bua
+from teleoffice.server.trunk_registration import TrunkRegistrations
 from teleoffice.sip.builders import make_response, new_tag
 from teleoffice.sip.digest import Algorithm, AuthOutcome, DigestServer
 from teleoffice.sip.errors import LocalProtocolError, ParseError
@@ -82,8 +83,10 @@ class SipService:
         trunk_at: TrunkAt,
         b2bua: B2bua,
         transactions: TransactionLayer,
+        trunk_registrations: TrunkRegistrations | None = None,
         server_name: str = SERVER_NAME,
     ) -> None:
+        self.trunk_registrations = trunk_registrations
         self.registrar = registrar
         self.digest = digest
         self.ha1_lookup = ha1_lookup
@@ -119,6 +122,8 @@ class SipService:
     def handle_timers(self, now: float) -> None:
         self._dispatch(self.transactions.handle_timers(now), now)
         self.b2bua.handle_timers(now)
+        if self.trunk_registrations is not None:
+            self.trunk_registrations.handle_timers(now)
         expiry = self.registrar.next_expiry()
         if expiry is not None and expiry <= now:
             self._commands.extend(self.registrar.expire(now))
@@ -130,9 +135,15 @@ class SipService:
             self.transactions.next_timer(),
             self.registrar.next_expiry(),
             self.b2bua.next_timer(),
+            self.trunk_registrations.next_timer() if self.trunk_registrations else None,
         )
         deadlines = [t for t in candidates if t is not None]
         return min(deadlines) if deadlines else None
+
+    def shutdown(self, now: float) -> None:
+        """Leave cleanly: un-register from providers."""
+        if self.trunk_registrations is not None:
+            self.trunk_registrations.stop_all(now)
 
     def outgoing(self) -> list[tuple[bytes, Address]]:
         return self.transactions.outgoing()
@@ -153,6 +164,7 @@ class SipService:
 
     def _dispatch(self, events: list[Event], now: float) -> None:
         b2bua = self.b2bua
+        trunks = self.trunk_registrations
         for event in events:
             if isinstance(event, RequestReceived):
                 try:
@@ -163,14 +175,23 @@ class SipService:
             elif isinstance(event, AckReceived):
                 b2bua.ack(event.request)
             elif isinstance(event, ResponseReceived):
-                b2bua.response(event.key, event.response, now)
+                if trunks is not None and trunks.owns(event.key):
+                    trunks.response(event.key, event.response, now)
+                else:
+                    b2bua.response(event.key, event.response, now)
             elif isinstance(event, TransactionTimeout):
-                if not event.key.server:
+                if event.key.server:
+                    continue
+                if trunks is not None and trunks.owns(event.key):
+                    trunks.timeout(event.key, now)
+                else:
                     b2bua.timeout(event.key, now)
             elif isinstance(event, AckTimeout):
                 b2bua.ack_timeout(event.key, now)
             elif isinstance(event, TransactionTerminated):
                 b2bua.terminated(event.key)
+                if trunks is not None:
+                    trunks.terminated(event.key)
 
     def _handle_request(self, event: RequestReceived, now: float) -> None:
         key, request, source = event.key, event.request, event.source
