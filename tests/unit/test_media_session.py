@@ -407,3 +407,24 @@ def test_bad_arguments() -> None:
             engine.close()
 
     run(main)
+
+
+def test_closing_from_a_callback_frees_the_ports_at_once() -> None:
+    async def main() -> None:
+        engine = MediaEngine(HOST, 40520, 40523)  # room for exactly one session
+        session = await engine.create_session()
+        caller = await phone()
+        session.set_remote("a", HOST, caller.port)
+        # The caller presses # and the IVR hangs up from inside the callback.
+        session.on_dtmf("a", lambda digit: engine.release(session))
+        for packet in dtmf_packets("#", start_seq=0, timestamp=0, ssrc=3):
+            caller.send(packet.to_bytes(), session.local_port("a"))
+        await until(lambda: session.closed)
+        assert engine.ports_in_use == 0
+        again = await engine.create_session()  # the same two ports bind again
+        assert {again.local_port("a"), again.local_port("b")} == {40520, 40522}
+        engine.close()
+        assert caller.transport is not None
+        caller.transport.close()
+
+    run(main)

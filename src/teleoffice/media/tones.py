@@ -5,16 +5,18 @@ tone plans differ, so the tones come in named sets (ITU-T E.180 Supplement 2
 lists what each country uses):
 
 ``eu`` (the default)
-    The common European plan (CEPT, ETSI ES 201 970): everything at 425 Hz.
+    The harmonised European plan (CEPT, ETSI TR 101 041): everything at 425 Hz.
     Dial tone continuous; ringback 1 s on, 4 s off; busy 0.5 s on, 0.5 s off;
     congestion 0.25 s on, 0.25 s off; call waiting two 0.2 s bursts 0.2 s
     apart, every 5 s.
 ``na``
-    North America (the "precise tone plan" of ANSI T1.401): dial tone 350+440 Hz;
+    North America (the "precise tone plan"): dial tone 350+440 Hz;
     ringback 440+480 Hz 2 s on, 4 s off; busy 480+620 Hz 0.5/0.5 s; congestion
     (reorder) 480+620 Hz 0.25/0.25 s; call waiting 440 Hz for 0.3 s every 10 s.
 
-Both have the voicemail beep, 1000 Hz for 0.25 s, played once.
+Both have the voicemail beep, 1000 Hz for 0.25 s, played once.  Levels are per
+frequency: -10 dBm0 in the European set, the plan's own (-13 to -24 dBm0) in the
+North American one.
 
 Theory of operation
 -------------------

@@ -102,10 +102,10 @@ class WavWriter:
         self._wav = self._file = None
         if file is None:
             return
-        # The WAV object only needs closing to release it; its header is moot.
-        with contextlib.suppress(Exception):
-            assert wav is not None
-            wav.close()
+        if wav is not None:
+            # Closing only releases it: the header it patches is thrown away anyway.
+            with contextlib.suppress(Exception):
+                wav.close()
         file.close()
         with contextlib.suppress(FileNotFoundError):
             self.temp_path.unlink()
