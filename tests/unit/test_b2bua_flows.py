@@ -1060,6 +1060,32 @@ def test_session_refresh_updates_both_legs_and_a_481_ends_the_call() -> None:
     assert_no_leaks(net)
 
 
+def test_a_leg_without_update_is_refreshed_by_reinvite_with_the_same_sdp() -> None:
+    net = registered(("201", ALICE), ("202", BOB))
+    call = connect(net)
+    out = net.tick(901)
+    to_alice = one_request(out, ALICE, "UPDATE")
+    to_bob = one_request(out, BOB, "UPDATE")
+    assert net.send(reply(to_alice, 200, phone=ALICE, user="201"), ALICE) == []
+    # Bob does not do UPDATE: at once he gets a re-INVITE with the SDP he already has.
+    out = net.send(reply(to_bob, 501), BOB)
+    reinvite = one_request(out, BOB, "INVITE")
+    assert reinvite.to.tag == "bob1"
+    assert reinvite.body == call.invite.body
+    out = net.send(reply(reinvite, 200, body=ANSWER), BOB)
+    ack = one_request(out, BOB, "ACK")
+    assert ack.cseq.seq == reinvite.cseq.seq
+    # The next refresh goes straight to a re-INVITE; no answer at all ends the call.
+    out = net.tick(900)
+    update = one_request(out, ALICE, "UPDATE")
+    assert net.send(reply(update, 200, phone=ALICE, user="201"), ALICE) == []
+    again = one_request(out, BOB, "INVITE")
+    assert again.cseq.seq > reinvite.cseq.seq
+    out = net.tick(40)  # timer B: Bob never answered
+    one_request(out, ALICE, "BYE")
+    assert last_record(net).state is CallState.ENDED
+
+
 # ---- 12. requests for dialogs we do not have -----------------------------------------
 
 

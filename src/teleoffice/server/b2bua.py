@@ -106,6 +106,7 @@ class Leg:
     auth_tried: bool = False
     trunk: TrunkPeer | None = None
     answer: SessionDescription | None = None  # this branch's SDP answer (early or final)
+    refresh_by_invite: bool = False  # the peer answered UPDATE with 405/501
 
 
 @dataclass
@@ -330,8 +331,8 @@ class B2bua:
         call = self.calls.get(call_id)
         if purpose == "invite":
             self._invite_response(call, leg, response, now)
-        elif purpose == "refresh" and response.status in (408, 481) and call is not None:
-            self._leg_lost(call, leg.name, now)
+        elif purpose in ("refresh", "refresh-invite") and call is not None:
+            self._refresh_response(call, leg, purpose, response, now)
 
     def timeout(self, key: TxKey, now: float) -> None:
         relay = self._relays.pop(key, None)
@@ -346,7 +347,7 @@ class B2bua:
         call = self.calls.get(call_id)
         if purpose == "invite":
             self._run(self.engine.on_failure(call_id, leg.name, 408, now), now)
-        elif purpose == "refresh" and call is not None:
+        elif purpose in ("refresh", "refresh-invite") and call is not None:
             self._leg_lost(call, leg.name, now)
 
     def handle_timers(self, now: float) -> None:
@@ -755,17 +756,49 @@ class B2bua:
         leg = call.a if leg_name == A_LEG else call.branches.get(leg_name)
         if leg is None or leg.dialog is None or leg.dialog.state is not DialogState.CONFIRMED:
             return
-        # An UPDATE without a body refreshes the session without touching media
-        # (RFC 4028 section 9); it needs no ACK and every phone we target allows it.
-        update, _ = leg.dialog.create_request(
-            "UPDATE",
-            via=self._via(leg.peer),
-            contact=self._contact(leg.peer),
-            headers=[("Session-Expires", f"{int(self.session_interval)};refresher=uac")],
-        )
-        key = self.tx.send_request(update, leg.peer, now)
-        self._client[key] = (call.call_id, leg, "refresh")
+        session_expires = ("Session-Expires", f"{int(self.session_interval)};refresher=uac")
+        if leg.refresh_by_invite:
+            # The peer has no UPDATE: a re-INVITE with the very SDP we last sent
+            # it (same o= version, RFC 3264 section 8) changes nothing but proves
+            # the peer is still there.
+            request, _ = leg.dialog.create_request(
+                "INVITE",
+                via=self._via(leg.peer),
+                contact=self._contact(leg.peer),
+                headers=[session_expires],
+                body=leg.sent_sdp,
+                content_type=SDP if leg.sent_sdp else None,
+            )
+            purpose = "refresh-invite"
+        else:
+            # An UPDATE without a body refreshes the session without touching
+            # media (RFC 4028 section 9) and needs no ACK.
+            request, _ = leg.dialog.create_request(
+                "UPDATE",
+                via=self._via(leg.peer),
+                contact=self._contact(leg.peer),
+                headers=[session_expires],
+            )
+            purpose = "refresh"
+        key = self.tx.send_request(request, leg.peer, now)
+        self._client[key] = (call.call_id, leg, purpose)
         self._push_timer(now + self.session_interval / 2, call.call_id, f"refresh:{leg_name}")
+
+    def _refresh_response(
+        self, call: CallLegs, leg: Leg, purpose: str, response: Response, now: float
+    ) -> None:
+        status = response.status
+        if status < 200:
+            return
+        if status in (408, 481):
+            self._leg_lost(call, leg.name, now)
+        elif purpose == "refresh" and status in (405, 501):
+            # No UPDATE there: refresh by re-INVITE from now on, starting at once.
+            leg.refresh_by_invite = True
+            self._refresh(call, leg.name, now)
+        elif purpose == "refresh-invite" and 200 <= status < 300 and leg.dialog is not None:
+            ack, _ = leg.dialog.create_ack(response.cseq.seq, via=self._via(leg.peer))
+            self.tx.send_stateless(ack, leg.peer)
 
     def _leg_lost(self, call: CallLegs, leg_name: str, now: float) -> None:
         log.info("call %s: leg %s is gone, ending the call", call.call_id, leg_name)
