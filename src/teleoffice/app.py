@@ -53,6 +53,9 @@ from teleoffice.store.repos import (
 
 log = logging.getLogger("teleoffice")
 
+# How soon users, trunks and DIDs changed with the CLI reach a running server.
+DIRECTORY_REFRESH_SECONDS = 2.0
+
 
 def to_stored(binding: Binding) -> StoredBinding:
     return StoredBinding(**dataclasses.asdict(binding))
@@ -180,8 +183,8 @@ class Application:
                 trunks=TrunkRepo(self.sessions),
                 dids=DidRepo(self.sessions),
             ),
-            clock=time.monotonic,
         )
+        self.directory.reload()
         self.call_log = CallLogRepo(self.sessions)
         # Calls do not survive a restart: whatever was open is marked as such.
         self.call_log.close_unfinished(datetime.fromtimestamp(now, UTC))
@@ -240,6 +243,14 @@ class Application:
         self.metrics = build_registry(self.sip)
         self.http = create_http_app(registry=self.metrics, status=self.status)
 
+    async def _reload_directory(self) -> None:
+        while True:
+            await asyncio.sleep(DIRECTORY_REFRESH_SECONDS)
+            try:
+                await asyncio.to_thread(self.directory.reload)
+            except Exception:
+                log.exception("could not reload the directory")
+
     def status(self) -> dict[str, Any]:
         return {
             "sip": {"host": self.settings.sip_host, "port": self.sip.port},
@@ -271,6 +282,7 @@ class Application:
         )
         http_server = _EmbeddedHttpServer(config)
         http_task = asyncio.create_task(http_server.serve())
+        reload_task = asyncio.create_task(self._reload_directory())
         log.info(
             "teleoffice listening: SIP udp+tcp %s:%d, HTTP %s:%d",
             self.settings.sip_host,
@@ -281,6 +293,7 @@ class Application:
         try:
             await stop.wait()
         finally:
+            reload_task.cancel()
             http_server.should_exit = True
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(http_task, timeout=5)

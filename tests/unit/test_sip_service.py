@@ -231,3 +231,16 @@ def test_rfc4475_answers(name: str) -> None:
     # Whatever it was, the service still answers.
     service.receive(options("z9hG4bKafter"), source, NOW)
     assert [parse_message(r).status for r, _ in service.outgoing()] == [200]  # type: ignore[union-attr]
+
+
+def test_a_refreshed_binding_outlives_its_first_expiry() -> None:
+    service = make_service()
+    register(service, NOW, expires=120, call_id="r", cseq=1)
+    register(service, NOW + 60, expires=600, call_id="r", cseq=2)
+    assert service.next_timer() is not None
+    service.handle_timers(NOW + 121)
+    assert service.registrar.count() == 1
+    assert service.take_commands()[-1].kind is CommandKind.SAVE
+    service.handle_timers(NOW + 661)
+    assert service.registrar.count() == 0
+    assert service.registrar.next_expiry() is None

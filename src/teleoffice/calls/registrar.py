@@ -9,6 +9,7 @@ no binding changes.
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import Enum
@@ -75,8 +76,31 @@ class Registrar:
     def __init__(self, limits: RegistrarLimits, bindings: Iterable[Binding] = ()) -> None:
         self.limits = limits
         self._bindings: dict[str, dict[str, Binding]] = {}
+        # Expiry times in a heap with lazy deletion: the service asks for the next
+        # deadline after every message, so this must not scan every binding.  An
+        # entry whose binding was refreshed or removed is skipped when it surfaces.
+        self._expiries: list[tuple[float, str, str]] = []
+        self._count = 0
         for binding in bindings:
-            self._bindings.setdefault(binding.account, {})[binding.uri] = binding
+            self._store(binding)
+
+    def _store(self, binding: Binding) -> None:
+        per = self._bindings.setdefault(binding.account, {})
+        if binding.uri not in per:
+            self._count += 1
+        per[binding.uri] = binding
+        heapq.heappush(self._expiries, (binding.expires_at, binding.account, binding.uri))
+
+    def _drop(self, binding: Binding) -> None:
+        per = self._bindings.get(binding.account)
+        if per is not None and per.pop(binding.uri, None) is not None:
+            self._count -= 1
+            if not per:
+                del self._bindings[binding.account]
+
+    def _current(self, expires_at: float, account: str, uri: str) -> Binding | None:
+        binding = self._bindings.get(account, {}).get(uri)
+        return binding if binding is not None and binding.expires_at == expires_at else None
 
     def lookup(self, account: str, now: float) -> list[Binding]:
         """Live bindings of an account, highest q first (RFC 3261 section 16.6 order)."""
@@ -84,25 +108,25 @@ class Registrar:
         return sorted(live, key=lambda b: -(b.q if b.q is not None else 1.0))
 
     def count(self) -> int:
-        return sum(len(v) for v in self._bindings.values())
+        return self._count
 
     def all_bindings(self) -> list[Binding]:
         return [b for per in self._bindings.values() for b in per.values()]
 
     def next_expiry(self) -> float | None:
-        times = [b.expires_at for per in self._bindings.values() for b in per.values()]
-        return min(times) if times else None
+        heap = self._expiries
+        while heap and self._current(*heap[0]) is None:
+            heapq.heappop(heap)
+        return heap[0][0] if heap else None
 
     def expire(self, now: float) -> list[StoreCommand]:
         commands: list[StoreCommand] = []
-        for account in list(self._bindings):
-            per = self._bindings[account]
-            for uri, binding in list(per.items()):
-                if binding.expires_at <= now:
-                    del per[uri]
-                    commands.append(StoreCommand(CommandKind.DELETE, binding))
-            if not per:
-                del self._bindings[account]
+        heap = self._expiries
+        while heap and heap[0][0] <= now:
+            binding = self._current(*heapq.heappop(heap))
+            if binding is not None:
+                self._drop(binding)
+                commands.append(StoreCommand(CommandKind.DELETE, binding))
         return commands
 
     def register(
@@ -138,7 +162,8 @@ class Registrar:
                 if binding.call_id == call_id and cseq <= binding.cseq:
                     return self._fail(request, 400, "CSeq out of order")
             commands = tuple(StoreCommand(CommandKind.DELETE, b) for b in current.values())
-            self._bindings.pop(account, None)
+            for binding in current.values():
+                self._drop(binding)
             return RegisterResult(self._ok(request, [], now), commands)
 
         updated = dict(current)
@@ -193,10 +218,11 @@ class Registrar:
         live = [b for b in updated.values() if b.expires_at > now]
         if len(live) > self.limits.max_contacts:
             return self._fail(request, 403, "Too many registered contacts")
-        if updated:
-            self._bindings[account] = updated
-        else:
-            self._bindings.pop(account, None)
+        for command in commands_list:
+            if command.kind is CommandKind.DELETE:
+                self._drop(command.binding)
+            else:
+                self._store(command.binding)
         return RegisterResult(self._ok(request, live, now), tuple(commands_list))
 
     def _expires_for(self, contact: NameAddr, header_expires: int | None) -> int:
@@ -220,8 +246,10 @@ class Registrar:
         return RegisterResult(make_response(request, status, reason), ())
 
     def remove_account(self, account: str) -> list[StoreCommand]:
-        per = self._bindings.pop(account, {})
-        return [StoreCommand(CommandKind.DELETE, b) for b in per.values()]
+        per = list(self._bindings.get(account, {}).values())
+        for binding in per:
+            self._drop(binding)
+        return [StoreCommand(CommandKind.DELETE, b) for b in per]
 
 
 def _q_value(contact: NameAddr) -> float | None:

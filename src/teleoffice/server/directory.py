@@ -1,9 +1,9 @@
 """An in-memory view of users, accounts, DIDs and trunks for the SIP service.
 
-A REGISTER or INVITE must not wait for the database: the service reads this
-cache, which reloads the (small) tables at most every `refresh` seconds when it is
-used.  Changes made with the CLI, another process, therefore reach a running
-server within `refresh` seconds.
+A REGISTER or INVITE must not wait for the database: the service only reads the
+last snapshot.  The server reloads it in a worker thread every few seconds
+(`reload`), so changes made with the CLI, another process, reach a running
+server within that time and the event loop never stalls on a reload.
 
 It is also the call engine's `DirectoryView` and tells the B2BUA how to reach
 and authenticate to each trunk.
@@ -30,8 +30,6 @@ from teleoffice.store.repos import (
     UserRepo,
 )
 
-REFRESH_SECONDS = 2.0
-
 
 @dataclass(frozen=True, slots=True)
 class Repos:
@@ -53,21 +51,19 @@ class _Snapshot:
 
 
 class Directory:
-    def __init__(
-        self, repos: Repos, *, clock: Callable[[], float], refresh: float = REFRESH_SECONDS
-    ) -> None:
+    def __init__(self, repos: Repos) -> None:
         self._repos = repos
-        self._clock = clock
-        self._refresh = refresh
-        self._loaded_at = float("-inf")
-        self._snap = _Snapshot({}, {}, {}, {}, {}, {}, {})
+        self._snap: _Snapshot | None = None
+
+    def reload(self) -> None:
+        """Read the tables again; safe in a worker thread (the swap is one assignment)."""
+        self._snap = self._load()
 
     def _fresh(self) -> _Snapshot:
-        now = self._clock()
-        if now - self._loaded_at >= self._refresh:
-            self._snap = self._load()
-            self._loaded_at = now
-        return self._snap
+        snap = self._snap
+        if snap is None:
+            snap = self._snap = self._load()
+        return snap
 
     def _load(self) -> _Snapshot:
         repos = self._repos

@@ -569,31 +569,41 @@ class RegistrationRepo:
                         Registration.account == account, Registration.uri == uri
                     )
                 )
-            for binding in saves:
-                _upsert(session, binding)
+            _upsert_all(session, list(saves))
 
 
-def _upsert(session: Session, binding: StoredBinding) -> None:
-    values = _binding_values(binding)
-    changes = {k: v for k, v in values.items() if k not in ("account", "uri")}
+def _upsert_all(session: Session, bindings: list[StoredBinding]) -> None:
+    if not bindings:
+        return
     dialect = session.get_bind().dialect.name
     # Both SQLite and PostgreSQL have INSERT .. ON CONFLICT, which is atomic even
-    # when two writers race; other databases fall back to look-then-write.
+    # when two writers race.  One statement with bound parameters, executed for
+    # every row, is compiled once: a batch of thousands costs one compilation.
     if dialect in ("sqlite", "postgresql"):
         insert = sqlite.insert if dialect == "sqlite" else postgresql.insert
-        stmt = insert(Registration).values(**values)
-        session.execute(stmt.on_conflict_do_update(index_elements=["account", "uri"], set_=changes))
-        return
-    existing = session.scalar(
-        select(Registration).where(
-            Registration.account == binding.account, Registration.uri == binding.uri
+        stmt = insert(Registration)
+        changed = [
+            c.name for c in Registration.__table__.columns if c.name not in ("id", "account", "uri")
+        ]
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["account", "uri"],
+            set_={name: stmt.excluded[name] for name in changed},
         )
-    )
-    if existing is None:
-        session.add(Registration(**values))
-    else:
-        for key, value in changes.items():
-            setattr(existing, key, value)
+        session.execute(stmt, [_binding_values(b) for b in bindings])
+        return
+    # Other databases: look, then write.
+    for binding in bindings:
+        values = _binding_values(binding)
+        existing = session.scalar(
+            select(Registration).where(
+                Registration.account == binding.account, Registration.uri == binding.uri
+            )
+        )
+        if existing is None:
+            session.add(Registration(**values))
+        else:
+            for key, value in values.items():
+                setattr(existing, key, value)
     session.flush()
 
 
