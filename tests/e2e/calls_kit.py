@@ -15,7 +15,6 @@ the background, and a per-test PBX whose leaks are checked.
 from __future__ import annotations
 
 import contextlib
-import math
 import os
 import re
 import shutil
@@ -23,7 +22,6 @@ import subprocess
 import threading
 import time
 import wave
-from array import array
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,6 +41,7 @@ from tests.e2e.harness import (
     free_port,
     parse_sipp_trace,
     wait_until,
+    write_tone,
 )
 
 SAMPLE_RATE = 8000
@@ -78,19 +77,6 @@ def port_block(area: str, size: int) -> tuple[int, int]:
 
 
 # --- tones -------------------------------------------------------------------------
-
-
-def write_tone(path: Path, freq: float, seconds: float, amplitude: int = 8000) -> Path:
-    """An 8 kHz 16-bit mono WAV holding a sine of `freq` Hz."""
-    count = int(SAMPLE_RATE * seconds)
-    step = 2 * math.pi * freq / SAMPLE_RATE
-    pcm = array("h", (round(amplitude * math.sin(step * n)) for n in range(count)))
-    with wave.open(str(path), "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(SAMPLE_RATE)
-        out.writeframes(pcm.tobytes())
-    return path
 
 
 @dataclass(frozen=True)
@@ -152,10 +138,8 @@ CALL_EVENTS = (
 class Phone(Baresip):
     """A baresip that sends `audio_source` in its calls and records what it hears.
 
-    The harness's `Baresip` plays baresip's ring.wav, which `aufile` refuses as a
-    source ("input file must have format S16LE"), so its calls close as soon as
-    media starts.  This one plays a file of ours (by default a quiet 425 Hz tone
-    of DEFAULT_SOURCE_SECONDS) and, with `record`, loads `sndfile` so that each call
+    It plays a file of ours (by default a quiet 425 Hz tone of
+    DEFAULT_SOURCE_SECONDS) and, with `record`, loads `sndfile` so that each call
     leaves `dump-<time>-dec.wav` (what it received) and `-enc.wav` (what it sent)
     in `recordings_dir`.  An `aufile` source ends the call when the file ends.
     """

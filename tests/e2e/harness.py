@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import math
 import os
 import re
 import secrets
@@ -26,6 +27,8 @@ import threading
 import time
 import urllib.error
 import urllib.request
+import wave
+from array import array
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -925,6 +928,19 @@ class _Inbox:
     condition: threading.Condition = field(default_factory=threading.Condition)
 
 
+def write_tone(path: Path, freq: float, seconds: float, amplitude: int = 8000) -> Path:
+    """An 8 kHz 16-bit mono WAV holding a sine of `freq` Hz."""
+    count = int(8000 * seconds)
+    step = 2 * math.pi * freq / 8000
+    pcm = array("h", (round(amplitude * math.sin(step * n)) for n in range(count)))
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(8000)
+        out.writeframes(pcm.tobytes())
+    return path
+
+
 class Baresip:
     """A headless baresip driven over ctrl_tcp (netstring-framed JSON)."""
 
@@ -951,6 +967,13 @@ class Baresip:
         events = [json.dumps(m) for m in self.messages() if m.get("event")]
         return _tail(self.log_path, lines) + "\n--- ctrl_tcp events ---\n" + "\n".join(events[-30:])
 
+    def source_wav(self) -> Path:
+        path = self.workdir / "default-source.wav"
+        if not path.exists():
+            self.workdir.mkdir(parents=True, exist_ok=True)
+            write_tone(path, 425, 60.0, amplitude=1000)
+        return path
+
     def write_config(self) -> None:
         self.config_dir.mkdir(parents=True, exist_ok=True)
         settings = [
@@ -958,7 +981,9 @@ class Baresip:
             ("sip_listen", f"{LOOPBACK}:{self.sip_port}"),
             ("net_interface", LOOPBACK),
             ("audio_player", "aufile,/dev/null"),
-            ("audio_source", "aufile,/usr/share/baresip/ring.wav"),
+            # baresip's own ring.wav is not S16LE, which aufile refuses (the call
+            # then closes as media starts): send a quiet tone of our own.
+            ("audio_source", f"aufile,{self.source_wav()}"),
             ("audio_alert", "aufile,/dev/null"),
             ("rtp_ports", "30000-30999"),
             ("module_path", _baresip_module_path()),

@@ -27,9 +27,8 @@ from tests.e2e.calls_kit import (
     event_reason,
     status_in,
     wait_for_log,
-    write_tone,
 )
-from tests.e2e.harness import Server, wait_until
+from tests.e2e.harness import Server, wait_until, write_tone
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e")]
 
