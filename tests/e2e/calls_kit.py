@@ -27,9 +27,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from teleoffice.bench.processes import LOOPBACK, free_port, wait_until
 from teleoffice.media.analysis import goertzel_power, rms
 from tests.e2e.harness import (
-    LOOPBACK,
     SCENARIOS,
     TRACEBACK,
     Baresip,
@@ -38,9 +38,7 @@ from tests.e2e.harness import (
     Server,
     Sipp,
     SippResult,
-    free_port,
     parse_sipp_trace,
-    wait_until,
     write_tone,
 )
 

@@ -15,14 +15,11 @@ import contextlib
 import hashlib
 import json
 import math
-import os
 import re
 import secrets
 import shutil
-import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
 import urllib.error
@@ -34,7 +31,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol, cast
 
-LOOPBACK = "127.0.0.1"
+from teleoffice.bench.processes import (
+    LOOPBACK,
+    clean_environment,
+    end_process,
+    free_port,
+    log_tail,
+    read_sipp_stats,
+    teleoffice_command,
+)
+
 SCENARIOS = Path(__file__).resolve().parent / "scenarios"
 TRACEBACK = b"Traceback (most recent call last)"
 
@@ -59,74 +65,6 @@ class HasLog(Protocol):
 
 
 # --- waiting and ports ----------------------------------------------------------
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float, interval: float = 0.1) -> bool:
-    """Poll `predicate` until it holds or `timeout` seconds pass; the last verdict."""
-    deadline = time.monotonic() + timeout
-    while True:
-        if predicate():
-            return True
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(interval)
-
-
-_handed_out: set[int] = set()
-_ports_lock = threading.Lock()
-
-
-def _bindable(port: int) -> bool:
-    """Whether both a UDP and a TCP socket can bind 127.0.0.1:port right now."""
-    for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
-        with socket.socket(socket.AF_INET, kind) as probe:
-            try:
-                probe.bind((LOOPBACK, port))
-            except OSError:
-                return False
-    return True
-
-
-def free_port(span: int = 1) -> int:
-    """A port P such that P .. P+span-1 are free for both UDP and TCP on loopback.
-
-    The kernel picks the candidate (bind to port 0); ports handed out earlier in this
-    process are never handed out again, so two peers of one test cannot collide.
-    """
-    with _ports_lock:
-        for _ in range(200):
-            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-                probe.bind((LOOPBACK, 0))
-                base = int(probe.getsockname()[1])
-            wanted = range(base, base + span)
-            if base + span > 65535 or any(p in _handed_out for p in wanted):
-                continue
-            if all(_bindable(p) for p in wanted):
-                _handed_out.update(wanted)
-                return base
-    raise HarnessError(f"no {span} consecutive free port(s) on {LOOPBACK}")
-
-
-def _tail(path: Path, lines: int) -> str:
-    try:
-        text = path.read_text(errors="replace")
-    except FileNotFoundError:
-        return f"(no log file {path})"
-    return "\n".join(text.splitlines()[-lines:])
-
-
-def _end_process(proc: subprocess.Popen[bytes], grace: float) -> int:
-    """SIGTERM exactly this PID, wait `grace` seconds, then SIGKILL exactly this PID."""
-    if proc.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=grace)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
-    return proc.returncode
 
 
 # --- a small independent SIP toolkit ---------------------------------------------
@@ -547,21 +485,6 @@ def register_over_tcp(
 # --- teleoffice ------------------------------------------------------------------
 
 
-def teleoffice_command() -> list[str]:
-    """The `teleoffice` entry point of the interpreter running the tests."""
-    script = Path(sys.executable).parent / "teleoffice"
-    if script.exists():
-        return [str(script)]
-    return [sys.executable, "-m", "teleoffice"]
-
-
-def _clean_environment(extra: Mapping[str, str]) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TELEOFFICE_")}
-    env.update(extra)
-    env["PYTHONUNBUFFERED"] = "1"
-    return env
-
-
 class Server:
     """One `teleoffice serve` on its own ports and its own data directory."""
 
@@ -575,12 +498,12 @@ class Server:
         self.workdir = workdir
         self.data_dir = workdir / "data"
         self.log_path = workdir / "server.log"
-        self.env = _clean_environment(env or {})
+        self.env = clean_environment(env or {})
         self.ready_timeout = ready_timeout
         self.sip_port = free_port()
         self.http_port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
-        self.exit_codes: list[int] = []
+        self.exit_codes: list[int | None] = []  # None: it would not die
         self._starts = 0
         self._opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
@@ -676,7 +599,7 @@ class Server:
                 if self.health().get("status") == "ok":
                     return
             if time.monotonic() >= deadline:
-                self.exit_codes.append(_end_process(proc, 5.0))
+                self.exit_codes.append(end_process(proc, 5.0))
                 raise HarnessError(
                     f"{self.log_name}: /healthz not ok within {self.ready_timeout} s:\n"
                     + self.log_tail()
@@ -687,7 +610,7 @@ class Server:
         """SIGTERM the server's PID (SIGKILL after `grace`); its exit status."""
         if self.proc is None:
             return None
-        code = _end_process(self.proc, grace)
+        code = end_process(self.proc, grace)
         self.proc = None
         self.exit_codes.append(code)
         return code
@@ -728,7 +651,7 @@ class Server:
             return ""
 
     def log_tail(self, lines: int = 60) -> str:
-        return _tail(self.log_path, lines)
+        return log_tail(self.log_path, lines)
 
 
 # --- sipp ------------------------------------------------------------------------
@@ -890,23 +813,13 @@ class Sipp:
             scenario=scenario,
             command=command,
             returncode=returncode,
-            stats=_read_stats(stat_file),
+            stats=read_sipp_stats(stat_file),
             errors=error_file.read_text(errors="replace") if error_file.exists() else "",
             trace=parse_sipp_trace(trace_file.read_text(errors="replace"))
             if trace_file.exists()
             else [],
             screen=screen,
         )
-
-
-def _read_stats(path: Path) -> dict[str, str]:
-    """The last row of sipp's semicolon-separated statistics, by column name."""
-    if not path.exists():
-        return {}
-    rows = [line for line in path.read_text(errors="replace").splitlines() if line.strip()]
-    if len(rows) < 2:
-        return {}
-    return dict(zip(rows[0].split(";"), rows[-1].split(";"), strict=False))
 
 
 # --- baresip ---------------------------------------------------------------------
@@ -965,7 +878,9 @@ class Baresip:
 
     def log_tail(self, lines: int = 60) -> str:
         events = [json.dumps(m) for m in self.messages() if m.get("event")]
-        return _tail(self.log_path, lines) + "\n--- ctrl_tcp events ---\n" + "\n".join(events[-30:])
+        return (
+            log_tail(self.log_path, lines) + "\n--- ctrl_tcp events ---\n" + "\n".join(events[-30:])
+        )
 
     def source_wav(self) -> Path:
         path = self.workdir / "default-source.wav"
@@ -1121,7 +1036,7 @@ class Baresip:
                 self._sock.shutdown(socket.SHUT_RDWR)
             self._sock.close()
             self._sock = None
-        code = None if self.proc is None else _end_process(self.proc, 5.0)
+        code = None if self.proc is None else end_process(self.proc, 5.0)
         if self._reader is not None:
             self._reader.join(timeout=2)
         return code

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from teleoffice.bench.processes import wait_until
 from tests.e2e.calls_kit import (
     CallLab,
     Drainer,
@@ -28,7 +29,7 @@ from tests.e2e.calls_kit import (
     status_in,
     wait_for_log,
 )
-from tests.e2e.harness import Server, wait_until, write_tone
+from tests.e2e.harness import Server, write_tone
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e")]
 

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from teleoffice.bench.processes import free_port
 from tests.e2e.calls_kit import DRAIN_SECONDS, CallLab, Drainer, counters, wait_idle
-from tests.e2e.harness import free_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e")]
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from teleoffice.bench.processes import LOOPBACK, free_port
 from tests.e2e.calls_kit import (
     CallLab,
     Drainer,
@@ -23,7 +24,7 @@ from tests.e2e.calls_kit import (
     statuses,
     wait_for_log,
 )
-from tests.e2e.harness import LOOPBACK, Server, free_port, parse_challenge, parse_message
+from tests.e2e.harness import Server, parse_challenge, parse_message
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e")]
 

@@ -7,8 +7,9 @@ import time
 
 import pytest
 
+from teleoffice.bench.processes import LOOPBACK, wait_until
 from tests.e2e.conftest import BaresipFactory
-from tests.e2e.harness import LOOPBACK, Server, wait_until
+from tests.e2e.harness import Server
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e")]
 

@@ -13,15 +13,14 @@ from typing import Literal
 
 import pytest
 
+from teleoffice.bench.processes import LOOPBACK, wait_until
 from tests.e2e.harness import (
-    LOOPBACK,
     Server,
     SipMessage,
     Sipp,
     SippResult,
     contact_bindings,
     parse_challenge,
-    wait_until,
 )
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e")]

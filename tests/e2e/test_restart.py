@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from teleoffice.bench.processes import LOOPBACK, wait_until
 from tests.e2e.conftest import ServerFactory
-from tests.e2e.harness import LOOPBACK, Server, Sipp, contact_bindings, wait_until
+from tests.e2e.harness import Server, Sipp, contact_bindings
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e")]
 

@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 
 import pytest
 
+from teleoffice.bench.processes import LOOPBACK, wait_until
 from tests.e2e.harness import (
-    LOOPBACK,
     TRACEBACK,
     Server,
     SipMessage,
@@ -34,7 +34,6 @@ from tests.e2e.harness import (
     options,
     parse_message,
     register_over_tcp,
-    wait_until,
 )
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e")]

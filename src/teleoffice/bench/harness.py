@@ -30,16 +30,25 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-LOOPBACK = "127.0.0.1"
+from teleoffice.bench.processes import (
+    LOOPBACK,
+    clean_environment,
+    end_process,
+    free_port,
+    log_tail,
+    read_sipp_stats,
+    teleoffice_command,
+    wait_until,
+)
+
 SCENARIOS = Path(__file__).resolve().parent / "scenarios"
 SIP_PASSWORD = "benchpw"  # noqa: S105 - the shared SIP password of the benchmark accounts
 FIRST_EXTENSION = 1000
@@ -52,75 +61,6 @@ class BenchError(RuntimeError):
 
 
 # --- ports, environment, waiting ---------------------------------------------------
-
-_handed_out: set[int] = set()
-_ports_lock = threading.Lock()
-
-
-def _bindable(port: int) -> bool:
-    for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
-        with socket.socket(socket.AF_INET, kind) as probe:
-            try:
-                probe.bind((LOOPBACK, port))
-            except OSError:
-                return False
-    return True
-
-
-def free_port() -> int:
-    """A port free for both UDP and TCP on loopback, never handed out twice per process."""
-    with _ports_lock:
-        for _ in range(200):
-            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-                probe.bind((LOOPBACK, 0))
-                port = int(probe.getsockname()[1])
-            if port not in _handed_out and _bindable(port):
-                _handed_out.add(port)
-                return port
-    raise BenchError(f"no free port on {LOOPBACK}")
-
-
-def clean_environment(extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    """This process's environment without TELEOFFICE_* settings (so the server and
-    the helpers see only what the benchmark passes them)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TELEOFFICE_")}
-    env.update(extra or {})
-    env["PYTHONUNBUFFERED"] = "1"
-    return env
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float, interval: float = 0.1) -> bool:
-    deadline = time.monotonic() + timeout
-    while True:
-        if predicate():
-            return True
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(interval)
-
-
-def end_process(proc: subprocess.Popen[bytes], grace: float) -> int | None:
-    """SIGTERM exactly this PID, wait `grace` seconds, then SIGKILL exactly this PID."""
-    if proc.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=grace)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(proc.pid, signal.SIGKILL)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(timeout=10)
-    return proc.returncode
-
-
-def log_tail(path: Path, lines: int = 30) -> str:
-    try:
-        text = path.read_text(errors="replace")
-    except FileNotFoundError:
-        return f"(no file {path})"
-    return "\n".join(text.splitlines()[-lines:])
-
 
 # --- /proc ----------------------------------------------------------------------------
 
@@ -160,14 +100,6 @@ def _status_kib(status: str, key: str) -> int:
 
 
 # --- the teleoffice server -------------------------------------------------------
-
-
-def teleoffice_command() -> list[str]:
-    """The `teleoffice` entry point next to the running interpreter (.venv/bin)."""
-    script = Path(sys.executable).parent / "teleoffice"
-    if script.exists():
-        return [str(script)]
-    return [sys.executable, "-m", "teleoffice"]
 
 
 def _helper_command(*args: str) -> list[str]:
@@ -421,16 +353,6 @@ def sipp_version() -> str:
     return match.group(1).rstrip(".")
 
 
-def read_stats(path: Path) -> dict[str, str]:
-    """The last row of sipp's semicolon-separated statistics, by column name."""
-    if not path.exists():
-        return {}
-    rows = [line for line in path.read_text(errors="replace").splitlines() if line.strip()]
-    if len(rows) < 2:
-        return {}
-    return dict(zip(rows[0].split(";"), rows[-1].split(";"), strict=False))
-
-
 def read_rtt(folder: Path, rtd: str = "1") -> list[float]:
     """Response times in ms from the `-trace_rtt` files (Date_ms;response_time_ms;rtd_no)."""
     times: list[float] = []
@@ -521,7 +443,7 @@ class Sipp:
             killed=killed,
             wall_seconds=wall,
             sipp_cpu_seconds=cpu,
-            stats=read_stats(rundir / "stat.csv"),
+            stats=read_sipp_stats(rundir / "stat.csv"),
             response_times_ms=read_rtt(rundir),
             error_sample=error_sample,
             command=command,

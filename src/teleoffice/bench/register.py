@@ -36,11 +36,10 @@ from teleoffice.bench.harness import (
     Sipp,
     SippRun,
     first_challenge_algorithm,
-    log_tail,
     prepare_data_dir,
-    wait_until,
     write_injection_file,
 )
+from teleoffice.bench.processes import log_tail, wait_until
 
 # A step whose achieved rate is below this share of the target, while the server
 # used less than SERVER_BUSY of one core, is limited by the generator, not the server.
