@@ -213,6 +213,12 @@ class B2bua:
     def new_call(
         self, key: TxKey, invite: Request, source: Address, caller: Caller, now: float
     ) -> None:
+        if invite.max_forwards == 0:
+            # Every leg we place is one more hop: a request that may take no more
+            # hops must not be relayed, or two PBXs pointing at each other would
+            # loop forever (RFC 3261 section 16.3 step 2).
+            self._respond(key, make_response(invite, 483), now)
+            return
         self._respond(key, make_response(invite, 100), now)
         offer = self._sdp_of(invite)
         if offer is None:
