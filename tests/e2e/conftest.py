@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.e2e.calls_kit import CallLab, Drainer
 from tests.e2e.harness import Baresip, HasLog, Server, Sipp, iter_logged
 
 
@@ -124,3 +125,25 @@ def baresip_factory(tmp_path: Path, server: Server) -> Iterator[BaresipFactory]:
         yield factory
     finally:
         factory.close()
+
+
+# ---- calls: a lab per test, and the module's check that servers drain ----------------
+
+
+@pytest.fixture(scope="module")
+def drainer() -> Iterator[Drainer]:
+    drainer = Drainer()
+    yield drainer
+    problems = drainer.settle()
+    assert not problems, "\n\n".join(problems)
+
+
+@pytest.fixture
+def lab(
+    request: pytest.FixtureRequest, tmp_path: Path, seeded_data: Path, drainer: Drainer
+) -> Iterator[CallLab]:
+    lab = CallLab(tmp_path, seeded_data, drainer, request.node.name)
+    try:
+        yield lab
+    finally:
+        lab.close()

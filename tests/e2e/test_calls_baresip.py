@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import time
 import wave
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,7 +19,6 @@ import pytest
 from teleoffice.bench.processes import wait_until
 from tests.e2e.calls_kit import (
     CallLab,
-    Drainer,
     LoggedCall,
     Phone,
     ToneReport,
@@ -38,25 +36,6 @@ BOB = ("202", "secret202")
 ALICE_TONE = 600.0
 BOB_TONE = 1000.0
 TONES = (ALICE_TONE, BOB_TONE)
-
-
-@pytest.fixture(scope="module")
-def drainer() -> Iterator[Drainer]:
-    drainer = Drainer()
-    yield drainer
-    problems = drainer.settle()
-    assert not problems, "\n\n".join(problems)
-
-
-@pytest.fixture
-def lab(
-    request: pytest.FixtureRequest, tmp_path: Path, seeded_data: Path, drainer: Drainer
-) -> Iterator[CallLab]:
-    lab = CallLab(tmp_path, seeded_data, drainer, request.node.name)
-    try:
-        yield lab
-    finally:
-        lab.close()
 
 
 def registered(

@@ -10,15 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from teleoffice.bench.processes import LOOPBACK, free_port
 from tests.e2e.calls_kit import (
     CallLab,
-    Drainer,
     LoggedCall,
     received,
     statuses,
@@ -34,25 +31,6 @@ OUTSIDE_NUMBER = "5550100"  # the company number presented on calls out
 DIALLED = "95551234"  # prefix 9, then the provider's number
 PROVIDER_NUMBER = "5551234"
 DIRECTIONS = ("a=sendrecv", "a=sendonly", "a=recvonly", "a=inactive")  # RFC 3264 section 5.1
-
-
-@pytest.fixture(scope="module")
-def drainer() -> Iterator[Drainer]:
-    drainer = Drainer()
-    yield drainer
-    problems = drainer.settle()
-    assert not problems, "\n\n".join(problems)
-
-
-@pytest.fixture
-def lab(
-    request: pytest.FixtureRequest, tmp_path: Path, seeded_data: Path, drainer: Drainer
-) -> Iterator[CallLab]:
-    lab = CallLab(tmp_path, seeded_data, drainer, request.node.name)
-    try:
-        yield lab
-    finally:
-        lab.close()
 
 
 def trunk_add(port: int, *extra: str) -> list[str]:
