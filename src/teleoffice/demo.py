@@ -63,11 +63,12 @@ def seed(session_factory: Sessions, settings: Settings) -> list[str]:
             # The demo exists to show telecommuter mode, so people may try it at once.
             telecommuter_allowed=not demo.is_admin,
         )
-    portal = f"http://{_display_host(settings.http_host)}:{settings.http_port}/"
+    health = f"http://{_display_host(settings.http_host)}:{settings.http_port}/healthz"
     registrar = f"{_display_host(settings.domain)}:{settings.sip_port}"
     lines = [
         "Demo directory created (these passwords are public: do not expose this server).",
-        f"Portal: {portal}  log in with username and password:",
+        # The web portal is not there yet; the logins are for it and the API.
+        "Portal logins (for the web portal and API, still to come):",
     ]
     lines += [
         f"  {d.username:<6} / {d.password:<6}  {d.display_name}, extension {d.extension}"
@@ -81,4 +82,5 @@ def seed(session_factory: Sessions, settings: Settings) -> list[str]:
         f"  user {d.extension}  password {d.sip_password}  ({d.username})" for d in DEMO_USERS
     ]
     lines.append("Then dial an extension, e.g. 202 from alice's phone to reach bob.")
+    lines.append(f"Status: {health} (and /metrics for Prometheus).")
     return lines
