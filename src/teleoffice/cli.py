@@ -23,6 +23,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from teleoffice import __version__
+from teleoffice.calls.restrictions import Allowed, check
 from teleoffice.config import ConfigError, Settings, load_or_create_secret, load_settings
 from teleoffice.demo import seed
 from teleoffice.store import db
@@ -39,6 +40,8 @@ from teleoffice.store.repos import (
     CallRecord,
     DidRepo,
     RegistrationRepo,
+    RestrictionRecord,
+    RestrictionRepo,
     Sessions,
     StoreError,
     TrunkRecord,
@@ -54,6 +57,7 @@ PROG = "teleoffice"
 DATA_ENV = "TELEOFFICE_DATA"
 EXIT_OK = 0
 EXIT_ERROR = 2
+EXIT_BARRED = 1  # `restriction check`: the number is barred
 
 
 class CliError(Exception):
@@ -96,6 +100,9 @@ class _Context:
 
     def did_repo(self) -> DidRepo:
         return DidRepo(self.sessions())
+
+    def restriction_repo(self) -> RestrictionRepo:
+        return RestrictionRepo(self.sessions())
 
     def call_log(self) -> CallLogRepo:
         return CallLogRepo(self.sessions())
@@ -266,11 +273,17 @@ def cmd_user_set(args: argparse.Namespace, ctx: _Context) -> int:
         "sip_password": _read_secret(args.sip_password, "SIP password"),
     }
     changes = {k: v for k, v in changes.items() if v is not None}
-    if not changes:
+    if not changes and args.restriction is None:
         raise CliError(f"nothing to change for {args.name}; see `{PROG} user set --help`")
-    user = ctx.user_repo().update(args.name, **changes)
-    described = [_describe_change(key, value) for key, value in changes.items()]
-    print(f"updated user {user.username}: " + ", ".join(described))
+    described = []
+    if args.restriction is not None:
+        # First, so a misspelt profile leaves the other settings unchanged too.
+        ctx.restriction_repo().assign(args.name, args.restriction)
+        described.append(f"restriction profile: {args.restriction}")
+    if changes:
+        ctx.user_repo().update(args.name, **changes)
+    described += [_describe_change(key, value) for key, value in changes.items()]
+    print(f"updated user {args.name}: " + ", ".join(described))
     return EXIT_OK
 
 
@@ -505,6 +518,116 @@ def cmd_did_del(args: argparse.Namespace, ctx: _Context) -> int:
     return EXIT_OK
 
 
+def _describe_restriction(profile: RestrictionRecord) -> list[str]:
+    def listed(items: Sequence[str], empty: str) -> str:
+        return " ".join(items) if items else empty
+
+    return [
+        f"  description: {profile.description or '-'}",
+        f"  allowed: {listed(profile.allowed, 'anything not barred')}",
+        f"  barred: {listed(profile.barred, 'nothing')}",
+        f"  emergency numbers (always allowed from a phone): {listed(profile.emergency, 'none')}",
+        f"  assigned to: {listed(profile.users, 'nobody')}"
+        + ("  (and every user without a profile)" if profile.name == "default" else ""),
+    ]
+
+
+def cmd_restriction_add(args: argparse.Namespace, ctx: _Context) -> int:
+    options: dict[str, Any] = {}
+    if args.emergency is not None:
+        options["emergency"] = args.emergency
+    profile = ctx.restriction_repo().add(
+        args.name,
+        allowed=args.allow or (),
+        barred=args.bar or (),
+        description=args.description or "",
+        **options,
+    )
+    print(f"created restriction profile {profile.name}")
+    for line in _describe_restriction(profile):
+        print(line)
+    return EXIT_OK
+
+
+def cmd_restriction_set(args: argparse.Namespace, ctx: _Context) -> int:
+    if args.no_allow and args.allow:
+        raise CliError("--no-allow cannot be combined with --allow")
+    if args.no_bar and args.bar:
+        raise CliError("--no-bar cannot be combined with --bar")
+    changes: dict[str, Any] = {
+        "allowed": [] if args.no_allow else args.allow,
+        "barred": [] if args.no_bar else args.bar,
+        "emergency": [] if args.no_emergency else args.emergency,
+        "description": args.description,
+    }
+    changes = {k: v for k, v in changes.items() if v is not None}
+    if args.add_allow:
+        changes["add_allowed"] = args.add_allow
+    if args.add_bar:
+        changes["add_barred"] = args.add_bar
+    if not changes:
+        raise CliError(f"nothing to change for {args.name}; see `{PROG} restriction set --help`")
+    profile = ctx.restriction_repo().update(args.name, **changes)
+    print(f"updated restriction profile {profile.name}")
+    for line in _describe_restriction(profile):
+        print(line)
+    return EXIT_OK
+
+
+def cmd_restriction_list(args: argparse.Namespace, ctx: _Context) -> int:
+    profiles = ctx.restriction_repo().list()
+    rows = [
+        [
+            p.name,
+            str(len(p.allowed)) if p.allowed else "any",
+            str(len(p.barred)),
+            ",".join(p.emergency) or "-",
+            (str(len(p.users)) + ("+" if p.name == "default" else "")),
+            p.description,
+        ]
+        for p in profiles
+    ]
+    headers = ("PROFILE", "ALLOWED", "BARRED", "EMERGENCY", "USERS", "DESCRIPTION")
+    for line in _table(headers, rows):
+        print(line)
+    return EXIT_OK
+
+
+def cmd_restriction_show(args: argparse.Namespace, ctx: _Context) -> int:
+    profile = ctx.restriction_repo().get(args.name)
+    print(f"restriction profile {profile.name}")
+    for line in _describe_restriction(profile):
+        print(line)
+    return EXIT_OK
+
+
+def cmd_restriction_del(args: argparse.Namespace, ctx: _Context) -> int:
+    ctx.restriction_repo().delete(args.name)
+    print(f"deleted restriction profile {args.name}")
+    return EXIT_OK
+
+
+def cmd_restriction_check(args: argparse.Namespace, ctx: _Context) -> int:
+    repo = ctx.restriction_repo()
+    if args.user:
+        name = repo.profile_name_for(args.name)
+        profile = repo.get(name).profile()
+        whose = f"user {args.name} (profile {name})"
+    else:
+        profile = repo.get(args.name).profile()
+        whose = f"profile {profile.name}"
+    verdict = check(
+        profile, args.number, from_phone=not args.not_from_phone, internal=args.internal
+    )
+    kind = "internal call to" if args.internal else "outside number"
+    if isinstance(verdict, Allowed):
+        print(f"allowed: {kind} {args.number} for {whose}: {verdict.reason}")
+        return EXIT_OK
+    print(f"barred: {kind} {args.number} for {whose}: {verdict.reason}")
+    # A distinct status, so scripts can test numbers without parsing the text.
+    return EXIT_BARRED
+
+
 def _party(number: str, name: str | None) -> str:
     return f"{number} ({name})" if name and name != number else number
 
@@ -698,6 +821,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=_seconds,
         help="seconds a call rings before no-answer handling (forward or voicemail)",
     )
+    change.add_argument(
+        "--restriction",
+        metavar="PROFILE",
+        help="the dialling restriction profile that applies to the user's calls "
+        "(see `teleoffice restriction list`); users without one get 'default'",
+    )
     change.set_defaults(handler=cmd_user_set)
 
     listing = user_commands.add_parser(
@@ -724,6 +853,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_trunk_commands(commands, common)
     _add_did_commands(commands, common)
+    _add_restriction_commands(commands, common)
 
     calls = commands.add_parser(
         "calls",
@@ -964,6 +1094,167 @@ def _add_did_commands(
     )
     remove.add_argument("number", metavar="NUMBER", help="the DID to delete")
     remove.set_defaults(handler=cmd_did_del)
+
+
+_PATTERN_HELP = (
+    "PATTERN: digits, * # and a leading + match themselves; X any digit, Z 1-9, N 2-9, "
+    "[1-5] or [13] one digit of a class; at the end '.' one or more and '!' zero or "
+    "more of anything; 'internal' is any call inside the PBX. Add =LABEL to tell barred "
+    "callers why (00.=international)."
+)
+_RESTRICTION_RULES = (
+    "Outside numbers are checked as they leave the building (after the trunk prefix), "
+    "calls inside as the dialled extension. Emergency numbers are always allowed from a "
+    "phone; a barred number is allowed only if a more specific allowed pattern matches "
+    "(longer literal start, then more literal digits, then a fixed length, then narrower "
+    "wildcards); with allowed patterns, only what matches one of them is allowed."
+)
+
+
+def _restriction_options(parser: argparse.ArgumentParser, *, adding: bool) -> None:
+    verb = "allowed" if adding else "replacing the allowed list"
+    parser.add_argument(
+        "--allow",
+        metavar="PATTERN",
+        action="append",
+        help=f"a pattern of numbers that may be dialled, {verb}; repeat for more "
+        "(without any, everything not barred is allowed)",
+    )
+    parser.add_argument(
+        "--bar",
+        metavar="PATTERN",
+        action="append",
+        help="a pattern of numbers that may not be dialled"
+        + ("" if adding else ", replacing the barred list")
+        + "; repeat for more",
+    )
+    parser.add_argument(
+        "--emergency",
+        metavar="NUMBER",
+        action="append",
+        help="an emergency number, always allowed from a phone; repeat for more"
+        + (" (default: 112, 911 and 999)" if adding else ", replacing the list"),
+    )
+    parser.add_argument("--description", metavar="TEXT", help="what the profile is for")
+    if adding:
+        return
+    parser.add_argument(
+        "--add-allow", metavar="PATTERN", action="append", help="append an allowed pattern"
+    )
+    parser.add_argument(
+        "--add-bar", metavar="PATTERN", action="append", help="append a barred pattern"
+    )
+    parser.add_argument(
+        "--no-allow", action="store_true", help="empty the allowed list (allow what is not barred)"
+    )
+    parser.add_argument("--no-bar", action="store_true", help="empty the barred list")
+    parser.add_argument(
+        "--no-emergency",
+        action="store_true",
+        help="empty the emergency list (emergency calls then follow the patterns like any other)",
+    )
+
+
+def _add_restriction_commands(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+    common: argparse.ArgumentParser,
+) -> None:
+    restriction = commands.add_parser(
+        "restriction",
+        parents=[common],
+        help="define who may dial what (dialling restriction profiles)",
+        description="Manage dialling restriction profiles and test numbers against them. "
+        "Users get one with `teleoffice user set NAME --restriction PROFILE`; users without "
+        "one get 'default', which bars international and premium numbers. " + _RESTRICTION_RULES,
+        epilog=_PATTERN_HELP,
+    )
+    actions = restriction.add_subparsers(
+        dest="restriction_command",
+        metavar="ACTION",
+        required=True,
+        help="what to do with restriction profiles",
+    )
+    add = actions.add_parser(
+        "add",
+        parents=[common],
+        help="add a profile",
+        description="Add a restriction profile. " + _RESTRICTION_RULES,
+        epilog=_PATTERN_HELP,
+    )
+    add.add_argument("name", metavar="NAME", help="a name for the profile (letters, digits, ._-)")
+    _restriction_options(add, adding=True)
+    add.set_defaults(handler=cmd_restriction_add)
+
+    change = actions.add_parser(
+        "set",
+        parents=[common],
+        help="change a profile",
+        description="Change a profile: --allow, --bar and --emergency replace their list, "
+        "--add-allow and --add-bar append to it; what is not given stays. Running servers "
+        "apply the change within seconds.",
+        epilog=_PATTERN_HELP,
+    )
+    change.add_argument("name", metavar="NAME", help="name of the profile to change")
+    _restriction_options(change, adding=False)
+    change.set_defaults(handler=cmd_restriction_set)
+
+    listing = actions.add_parser(
+        "list",
+        parents=[common],
+        help="list all profiles",
+        description="List the profiles: how many patterns each has and how many users are "
+        "assigned to it ('+' on default: and every user without a profile).",
+    )
+    listing.set_defaults(handler=cmd_restriction_list)
+
+    show = actions.add_parser(
+        "show",
+        parents=[common],
+        help="show a profile",
+        description="Show a profile's patterns, emergency numbers and users.",
+    )
+    show.add_argument("name", metavar="NAME", help="name of the profile")
+    show.set_defaults(handler=cmd_restriction_show)
+
+    remove = actions.add_parser(
+        "del",
+        parents=[common],
+        help="delete a profile",
+        description="Delete a profile. A profile assigned to users cannot be deleted, nor "
+        "can 'default'.",
+    )
+    remove.add_argument("name", metavar="NAME", help="name of the profile to delete")
+    remove.set_defaults(handler=cmd_restriction_del)
+
+    test = actions.add_parser(
+        "check",
+        parents=[common],
+        help="tell whether a profile allows a number, and why",
+        description="Check NUMBER against a profile and print 'allowed' or 'barred' with "
+        "the reason. Exit status 0 when allowed, 1 when barred. Give the number as it leaves "
+        "the building (without the trunk prefix), or an extension with --internal.",
+    )
+    test.add_argument(
+        "name", metavar="NAME", help="the profile (or, with --user, the user) to check for"
+    )
+    test.add_argument("number", metavar="NUMBER", help="the number to check")
+    test.add_argument(
+        "--user",
+        action="store_true",
+        help="NAME is a user: check against the profile that applies to them",
+    )
+    test.add_argument(
+        "--internal",
+        action="store_true",
+        help="the number is inside the PBX (an extension or DID), as 'internal' patterns see it",
+    )
+    test.add_argument(
+        "--not-from-phone",
+        action="store_true",
+        help="check as for a call not placed from a phone (click-to-dial): emergency "
+        "numbers get no exception",
+    )
+    test.set_defaults(handler=cmd_restriction_check)
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:

@@ -129,7 +129,7 @@ def test_upgrade_from_0001_keeps_existing_data(url: str) -> None:
     finally:
         engine.dispose()
 
-    assert upgrade(url) == head_revision() == "0002"
+    assert upgrade(url) == head_revision() == "0003"
 
     engine = make_engine(url)
     try:
@@ -150,7 +150,7 @@ def test_upgrade_from_0001_keeps_existing_data(url: str) -> None:
         assert {t: rows(engine, t) for t in before} == before
     finally:
         engine.dispose()
-    assert upgrade(url) == "0002"
+    assert upgrade(url) == "0003"
 
 
 def test_server_defaults_fill_rows_written_without_them(engine: Engine) -> None:

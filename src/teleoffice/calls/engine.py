@@ -19,6 +19,13 @@ that answers after another already did is hung up at once.
 
 Every change of a call produces a `CallUpdated` with a snapshot record, so the
 call log (and later the portal) follow calls without knowing these rules.
+
+Dialling restrictions (rule T11) are checked once the destination is known and
+before anything is dialled: a barred call ends at once with 403, its reason
+naming the profile, and outcome "barred".  The check is `may_dial`, the one
+place every way of placing a call is to go through (forwards, transfers and
+click-to-dial, when they come, call it too).  Calls from trunks are not
+restricted: the caller is outside, and they can only reach users anyway.
 """
 
 from __future__ import annotations
@@ -28,7 +35,23 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from enum import Enum
 
-from teleoffice.calls.routing import DirectoryView, ToTrunk, ToUser, Unroutable, UserView, route
+from teleoffice.calls.restrictions import (
+    DEFAULT_PROFILE,
+    Barred,
+    RestrictionProfile,
+    Verdict,
+    check,
+)
+from teleoffice.calls.routing import (
+    DirectoryView,
+    RestrictingDirectory,
+    ToTrunk,
+    ToUser,
+    Unroutable,
+    UserView,
+    normalize,
+    route,
+)
 
 A_LEG = "a"
 
@@ -71,6 +94,9 @@ class Caller:
     party: Party
     user: str | None = None  # username when the call comes from a user's phone
     trunk: str | None = None  # trunk name when it comes from a provider
+    # False for calls a user places some other way (the portal's click-to-dial):
+    # emergency numbers are always allowed from a phone only (rule T11).
+    from_phone: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -248,11 +274,27 @@ def best_failure(statuses: list[int]) -> int:
 
 _OUTCOMES = {486: "busy", 600: "busy", 603: "declined", 480: "unavailable", 404: "not-found"}
 
+Restrictions = Callable[[str], RestrictionProfile]
+
 
 class CallEngine:
-    def __init__(self, directory: DirectoryView, contacts: Contacts) -> None:
+    def __init__(
+        self,
+        directory: DirectoryView,
+        contacts: Contacts,
+        *,
+        restrictions: Restrictions | None = None,
+    ) -> None:
         self.directory = directory
         self.contacts = contacts
+        if restrictions is None:
+            # A directory that knows no profiles gets the built-in default for
+            # everyone: a missing piece of wiring must never mean "unrestricted".
+            if isinstance(directory, RestrictingDirectory):
+                restrictions = directory.restriction_for
+            else:
+                restrictions = _default_restrictions
+        self.restrictions = restrictions
         self.calls: dict[str, Call] = {}
         self._branch_ids = itertools.count(1)
 
@@ -285,7 +327,19 @@ class CallEngine:
                 call, now, found.status, found.reason, outcome="not-found", by="system"
             )
         if isinstance(found, ToUser):
-            return self._call_user(call, found.user, caller, now)
+            user = found.user
+            call.record = replace(
+                call.record,
+                callee=Party(user.extension, user.display_name),
+                callee_user=user.username,
+                route=f"extension {user.extension}",
+            )
+            # The number as dialled (an extension or a DID), which is what an
+            # administrator writes patterns for.
+            verdict = self._verdict(caller, normalize(dialled) or user.extension, internal=True)
+            if isinstance(verdict, Barred):
+                return self._bar(call, now, verdict)
+            return self._call_user(call, user, caller, now)
         assert isinstance(found, ToTrunk)
         identity = self._outside_identity(caller, found)
         call.record = replace(
@@ -295,6 +349,10 @@ class CallEngine:
             route=f"trunk {found.trunk.name}",
             trunk=found.trunk.name,
         )
+        # What leaves the building: the number without the trunk prefix.
+        verdict = self._verdict(caller, found.number, internal=False)
+        if isinstance(verdict, Barred):
+            return self._bar(call, now, verdict)
         branch = self._add_branch(call, TrunkTarget(found.trunk.name, found.number))
         commands.append(Dial(call_id, branch.id, branch.target, identity, call.record.callee))
         commands.append(CallUpdated(call.record))
@@ -402,15 +460,32 @@ class CallEngine:
         commands += self._end(call, now, 480, "No Answer", outcome="no-answer", by="system")
         return commands
 
+    # ---- restrictions -------------------------------------------------------------
+
+    def may_dial(
+        self, username: str, number: str, *, internal: bool, from_phone: bool = True
+    ) -> Verdict:
+        """Whether the user may call `number` (rule T11).
+
+        `number` is what the call reaches: the number after the trunk prefix for
+        an outside call (`internal=False`), the dialled extension or DID for a
+        call that stays inside.  Every way of placing a call goes through here.
+        """
+        return check(self.restrictions(username), number, from_phone=from_phone, internal=internal)
+
+    def _verdict(self, caller: Caller, number: str, *, internal: bool) -> Verdict | None:
+        if caller.user is None:
+            return None  # from a trunk: not ours to restrict
+        return self.may_dial(caller.user, number, internal=internal, from_phone=caller.from_phone)
+
+    def _bar(self, call: Call, now: float, verdict: Barred) -> list[Command]:
+        # 403 (RFC 3261 section 21.4.4): understood, and refused; the reason phrase
+        # tells the caller which profile refused and why.
+        return self._end(call, now, 403, verdict.reason, outcome="barred", by="system")
+
     # ---- helpers ----------------------------------------------------------------
 
     def _call_user(self, call: Call, user: UserView, caller: Caller, now: float) -> list[Command]:
-        call.record = replace(
-            call.record,
-            callee=Party(user.extension, user.display_name),
-            callee_user=user.username,
-            route=f"extension {user.extension}",
-        )
         # The callee sees the caller as the SIP layer identified them: a user's
         # extension and display name, or the number a provider presented.
         identity = caller.party
@@ -491,3 +566,7 @@ class CallEngine:
         )
         del self.calls[call.id]
         return [CallUpdated(call.record)]
+
+
+def _default_restrictions(username: str) -> RestrictionProfile:
+    return DEFAULT_PROFILE

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
+
+from teleoffice.calls.restrictions import RestrictionProfile
 
 _NUMBER_RE = re.compile(r"\+?[0-9*#]{1,32}")
 
@@ -35,6 +37,19 @@ class DirectoryView(Protocol):
         """The user an extension number or a DID belongs to."""
 
     def trunks(self) -> list[TrunkView]: ...
+
+
+@runtime_checkable
+class RestrictingDirectory(DirectoryView, Protocol):
+    """A directory that also knows the users' dialling restrictions (rule T11).
+
+    Kept apart from `DirectoryView` so that a directory of numbers alone still
+    routes; the call engine gives users of such a directory the built-in
+    `default` profile, never no restrictions at all.
+    """
+
+    def restriction_for(self, username: str) -> RestrictionProfile:
+        """The profile that applies to the user: theirs, else `default`."""
 
 
 @dataclass(frozen=True, slots=True)

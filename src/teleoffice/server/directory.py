@@ -5,8 +5,9 @@ last snapshot.  The server reloads it in a worker thread every few seconds
 (`reload`), so changes made with the CLI, another process, reach a running
 server within that time and the event loop never stalls on a reload.
 
-It is also the call engine's `DirectoryView` and tells the B2BUA how to reach
-and authenticate to each trunk.
+It is also the call engine's `DirectoryView` (with the users' dialling
+restrictions: a `RestrictingDirectory`) and tells the B2BUA how to reach and
+authenticate to each trunk.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from teleoffice.calls.engine import Party
+from teleoffice.calls.restrictions import DEFAULT_PROFILE, RestrictionProfile
 from teleoffice.calls.routing import TrunkView, UserView
 from teleoffice.server.b2bua import TrunkPeer
 from teleoffice.server.trunk_registration import RegisteringTrunk
@@ -23,6 +25,7 @@ from teleoffice.sip.transaction import Address
 from teleoffice.store.repos import (
     AccountRepo,
     DidRepo,
+    RestrictionRepo,
     TrunkCredentials,
     TrunkRecord,
     TrunkRepo,
@@ -37,6 +40,9 @@ class Repos:
     accounts: AccountRepo
     trunks: TrunkRepo
     dids: DidRepo
+    # None: one on the users' database (what a composition root that predates
+    # restrictions gets).
+    restrictions: RestrictionRepo | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,11 +54,14 @@ class _Snapshot:
     dids: dict[str, str]
     trunks: dict[str, TrunkRecord]
     credentials: dict[str, TrunkCredentials]
+    restrictions: dict[str, RestrictionProfile]
+    restriction_of: dict[str, str]  # username -> profile name, for assigned users only
 
 
 class Directory:
     def __init__(self, repos: Repos) -> None:
         self._repos = repos
+        self._restrictions = repos.restrictions or RestrictionRepo(repos.users.sessions)
         self._snap: _Snapshot | None = None
 
     def reload(self) -> None:
@@ -75,6 +84,9 @@ class Directory:
                 found = repos.trunks.credentials(trunk)
                 if found is not None:
                     credentials[trunk.name] = found
+        # Two small queries: the profiles are parsed here, once per reload, not
+        # for every call.
+        restrictions, restriction_of = self._restrictions.snapshot()
         return _Snapshot(
             ha1=repos.accounts.all_ha1(),
             users_by_extension={u.extension: u for u in users},
@@ -83,6 +95,8 @@ class Directory:
             dids={d.number: d.user for d in repos.dids.list_dids()},
             trunks=trunks,
             credentials=credentials,
+            restrictions=restrictions,
+            restriction_of=restriction_of,
         )
 
     # ---- digest ----------------------------------------------------------------
@@ -106,6 +120,14 @@ class Directory:
         return [
             TrunkView(t.name, t.prefix, t.outside_number) for t in self._fresh().trunks.values()
         ]
+
+    def restriction_for(self, username: str) -> RestrictionProfile:
+        """The user's profile; `default` for users without one (rule T11)."""
+        snap = self._fresh()
+        name = snap.restriction_of.get(username, DEFAULT_PROFILE.name)
+        found = snap.restrictions.get(name) or snap.restrictions.get(DEFAULT_PROFILE.name)
+        # The built-in default if the table lost its row: never unrestricted.
+        return found or DEFAULT_PROFILE
 
     # ---- the SIP service -------------------------------------------------------------
 

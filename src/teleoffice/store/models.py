@@ -246,3 +246,48 @@ class CallLogEntry(Base):
     outcome: Mapped[str | None] = mapped_column(String(OUTCOME_LENGTH))
     status: Mapped[int | None] = mapped_column(Integer)
     ended_by: Mapped[str | None] = mapped_column(String(16))
+
+
+# Lengths of the restriction columns, shared with migration 0003.
+RESTRICTION_DESCRIPTION_LENGTH = 200
+
+
+class RestrictionProfileRow(Base):
+    """A dialling restriction profile (rule T11), as administrators write it.
+
+    The pattern lists are kept as text, one rule per line (`00.=international`):
+    they are read and written whole, never queried, and the text is exactly what
+    `teleoffice restriction show` prints. `teleoffice.calls.restrictions` parses
+    them; the repository refuses anything it cannot parse before it is stored.
+    """
+
+    __tablename__ = "restriction_profiles"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(NAME_LENGTH), unique=True)
+    description: Mapped[str] = mapped_column(String(RESTRICTION_DESCRIPTION_LENGTH), default="")
+    allowed: Mapped[str] = mapped_column(Text, default="")
+    barred: Mapped[str] = mapped_column(Text, default="")
+    emergency: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+
+
+class UserRestriction(Base):
+    """Which profile applies to a user; a user without a row gets `default`.
+
+    A table of its own rather than a column of `users`: SQLite cannot add a
+    foreign-key column to an existing table without rebuilding it, and
+    rebuilding `users` while foreign keys are enforced would run the ON DELETE
+    actions of `dids` and `phone_accounts` against every user. The row goes with
+    its user (CASCADE); a profile that is still assigned cannot be deleted
+    (RESTRICT), which the repository reports as a conflict first.
+    """
+
+    __tablename__ = "user_restrictions"
+
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    profile_id: Mapped[int] = mapped_column(
+        ForeignKey("restriction_profiles.id", ondelete="RESTRICT"), index=True
+    )

@@ -26,6 +26,15 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from teleoffice.calls.restrictions import (
+    DEFAULT_EMERGENCY,
+    DEFAULT_PROFILE,
+    PatternError,
+    RestrictionProfile,
+    parse_rule,
+    validate_emergency,
+    validate_profile_name,
+)
 from teleoffice.sip.digest import Algorithm, compute_ha1
 from teleoffice.store.models import (
     DISPLAY_NAME_LENGTH,
@@ -34,13 +43,16 @@ from teleoffice.store.models import (
     NAME_LENGTH,
     NUMBER_LENGTH,
     REALM_LENGTH,
+    RESTRICTION_DESCRIPTION_LENGTH,
     TRUNK_USERNAME_LENGTH,
     CallLogEntry,
     Did,
     PhoneAccount,
     Registration,
+    RestrictionProfileRow,
     Trunk,
     User,
+    UserRestriction,
 )
 
 Sessions = sessionmaker[Session]
@@ -237,6 +249,12 @@ class UserRepo:
         self._realm = realm
         self._hasher = hasher if hasher is not None else PasswordHasher()
         self._dummy_hash: str | None = None
+
+    @property
+    def sessions(self) -> Sessions:
+        """The sessions this repository works with, for a repository that
+        must see the same database (the server's restriction lookups)."""
+        return self._sessions
 
     def _ha1s(self, account: str, sip_password: str) -> tuple[str, str]:
         return (
@@ -1394,3 +1412,292 @@ class CallLogRepo:
         if row is None:
             raise NotFound(f"no call {call_id!r} in the log")
         return row
+
+
+# --- dialling restrictions -----------------------------------------------------------
+
+# The profile of every user without one of their own; it cannot be deleted.
+DEFAULT_RESTRICTION = DEFAULT_PROFILE.name
+
+
+@dataclass(frozen=True, slots=True)
+class RestrictionRecord:
+    """A restriction profile as stored: rules as text, in the order given.
+
+    `users` names the users it is explicitly assigned to (users without an
+    assignment get `default` and are not listed).
+    """
+
+    name: str
+    description: str
+    allowed: tuple[str, ...]
+    barred: tuple[str, ...]
+    emergency: tuple[str, ...]
+    users: tuple[str, ...]
+    created_at: datetime
+
+    def profile(self) -> RestrictionProfile:
+        """The profile the call engine checks numbers against."""
+        return RestrictionProfile.build(
+            self.name,
+            allowed=self.allowed,
+            barred=self.barred,
+            emergency=self.emergency,
+            description=self.description,
+        )
+
+
+def _lines(text: str) -> tuple[str, ...]:
+    return tuple(line for line in text.splitlines() if line.strip())
+
+
+def _rules(what: str, texts: Iterable[str]) -> tuple[str, ...]:
+    """Rules in their canonical spelling (no leading '_', labels trimmed);
+    `InvalidInput` with the parser's explanation for a bad one."""
+    out: list[str] = []
+    for text in texts:
+        try:
+            rule = str(parse_rule(text))
+        except PatternError as exc:
+            raise InvalidInput(f"{what}: {exc}") from None
+        if rule not in out:  # a repeated rule changes nothing; keep the list tidy
+            out.append(rule)
+    return tuple(out)
+
+
+def _emergency_numbers(numbers: Iterable[str]) -> tuple[str, ...]:
+    out: list[str] = []
+    for number in numbers:
+        try:
+            validate_emergency(number)
+        except PatternError as exc:
+            raise InvalidInput(str(exc)) from None
+        if number not in out:
+            out.append(number)
+    return tuple(out)
+
+
+def _restriction_name(name: str) -> str:
+    try:
+        return validate_profile_name(name)
+    except PatternError as exc:
+        raise InvalidInput(str(exc)) from None
+
+
+def _restriction_description(description: str) -> str:
+    if len(description) > RESTRICTION_DESCRIPTION_LENGTH:
+        raise InvalidInput(
+            f"description is longer than {RESTRICTION_DESCRIPTION_LENGTH} characters"
+        )
+    if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in description):
+        raise InvalidInput("description must not contain control characters")
+    return description
+
+
+class RestrictionRepo:
+    """Dialling restriction profiles and which user has which (rule T11).
+
+    Migration 0003 creates the built-in profiles `default`, `internal-only` and
+    `unrestricted`; administrators may change them. A profile assigned to
+    anybody cannot be deleted, and `default` never can, since it is what every
+    user without an assignment gets.
+    """
+
+    def __init__(self, sessions: Sessions) -> None:
+        self._sessions = sessions
+
+    def add(
+        self,
+        name: str,
+        *,
+        allowed: Iterable[str] = (),
+        barred: Iterable[str] = (),
+        emergency: Iterable[str] = DEFAULT_EMERGENCY,
+        description: str = "",
+    ) -> RestrictionRecord:
+        """Create a profile. Raises `InvalidInput` (a bad pattern, number or name)
+        or `Conflict` (the name is taken)."""
+        row = RestrictionProfileRow(
+            name=_restriction_name(name),
+            description=_restriction_description(description),
+            allowed="\n".join(_rules("allowed pattern", allowed)),
+            barred="\n".join(_rules("barred pattern", barred)),
+            emergency="\n".join(_emergency_numbers(emergency)),
+        )
+        clash = f"restriction profile {name!r} already exists"
+        with _transaction(self._sessions, clash) as session:
+            if self._row(session, name) is not None:
+                raise Conflict(clash)
+            session.add(row)
+            session.flush()
+            return self._record(session, row)
+
+    def update(
+        self,
+        name: str,
+        *,
+        allowed: Iterable[str] | None = None,
+        barred: Iterable[str] | None = None,
+        emergency: Iterable[str] | None = None,
+        description: str | None = None,
+        add_allowed: Iterable[str] = (),
+        add_barred: Iterable[str] = (),
+    ) -> RestrictionRecord:
+        """Replace the lists given (None keeps a list) and append `add_allowed`
+        and `add_barred`. Raises `NotFound` or `InvalidInput`; on any error
+        nothing changes."""
+        if description is not None:
+            _restriction_description(description)
+        new_allowed = None if allowed is None else _rules("allowed pattern", allowed)
+        new_barred = None if barred is None else _rules("barred pattern", barred)
+        more_allowed = _rules("allowed pattern", add_allowed)
+        more_barred = _rules("barred pattern", add_barred)
+        new_emergency = None if emergency is None else _emergency_numbers(emergency)
+        with _transaction(self._sessions, f"cannot update profile {name!r}") as session:
+            row = self._row(session, name)
+            if row is None:
+                raise NotFound(f"no restriction profile {name!r}")
+            base_allowed = _lines(row.allowed) if new_allowed is None else new_allowed
+            base_barred = _lines(row.barred) if new_barred is None else new_barred
+            row.allowed = "\n".join(_rules("allowed pattern", (*base_allowed, *more_allowed)))
+            row.barred = "\n".join(_rules("barred pattern", (*base_barred, *more_barred)))
+            if new_emergency is not None:
+                row.emergency = "\n".join(new_emergency)
+            if description is not None:
+                row.description = description
+            session.flush()
+            return self._record(session, row)
+
+    def find(self, name: str) -> RestrictionRecord | None:
+        with self._sessions() as session:
+            row = self._row(session, name)
+            return None if row is None else self._record(session, row)
+
+    def get(self, name: str) -> RestrictionRecord:
+        found = self.find(name)
+        if found is None:
+            raise NotFound(f"no restriction profile {name!r}")
+        return found
+
+    def list_profiles(self) -> list[RestrictionRecord]:
+        """All profiles, by name, with the users assigned to each."""
+        with self._sessions() as session:
+            users: dict[int, list[str]] = {}
+            for profile_id, username in session.execute(
+                select(UserRestriction.profile_id, User.username)
+                .join(User, UserRestriction.user_id == User.id)
+                .order_by(User.username)
+            ):
+                users.setdefault(profile_id, []).append(username)
+            rows = session.scalars(
+                select(RestrictionProfileRow).order_by(RestrictionProfileRow.name)
+            )
+            return [_restriction_record(row, users.get(row.id, [])) for row in rows]
+
+    def delete(self, name: str) -> None:
+        """Remove a profile; `Conflict` while it is `default` or assigned to anybody."""
+        if name == DEFAULT_RESTRICTION:
+            raise Conflict(
+                f"profile {DEFAULT_RESTRICTION!r} cannot be deleted: it applies to every user "
+                "without a profile of their own (change it with `restriction set` instead)"
+            )
+        with _transaction(self._sessions, f"profile {name!r} is in use") as session:
+            row = self._row(session, name)
+            if row is None:
+                raise NotFound(f"no restriction profile {name!r}")
+            users = self._users_of(session, row.id)
+            if users:
+                shown = ", ".join(users[:5]) + (" ..." if len(users) > 5 else "")
+                raise Conflict(
+                    f"profile {name!r} is assigned to {len(users)} user(s) ({shown}); "
+                    "give them another profile first"
+                )
+            session.delete(row)
+
+    def assign(self, username: str, profile: str) -> None:
+        """Give the user `profile`. Raises `NotFound` for either name."""
+        with _transaction(self._sessions, f"cannot assign {profile!r}") as session:
+            user_id = session.scalar(select(User.id).where(User.username == username))
+            if user_id is None:
+                raise NotFound(f"no user {username!r}")
+            row = self._row(session, profile)
+            if row is None:
+                raise NotFound(f"no restriction profile {profile!r}")
+            link = session.get(UserRestriction, user_id)
+            if link is None:
+                session.add(UserRestriction(user_id=user_id, profile_id=row.id))
+            else:
+                link.profile_id = row.id
+
+    def profile_name_for(self, username: str) -> str:
+        """The name of the profile that applies to the user (`default` without one)."""
+        with self._sessions() as session:
+            if session.scalar(select(User.id).where(User.username == username)) is None:
+                raise NotFound(f"no user {username!r}")
+            name = session.scalar(
+                select(RestrictionProfileRow.name)
+                .join(UserRestriction, UserRestriction.profile_id == RestrictionProfileRow.id)
+                .join(User, UserRestriction.user_id == User.id)
+                .where(User.username == username)
+            )
+            return name or DEFAULT_RESTRICTION
+
+    def profile_for(self, username: str) -> RestrictionProfile:
+        """The profile that applies to the user, ready for the call engine."""
+        found = self.find(self.profile_name_for(username))
+        # Without its row (a database edited by hand) `default` is the built-in one.
+        return DEFAULT_PROFILE if found is None else found.profile()
+
+    def snapshot(self) -> tuple[dict[str, RestrictionProfile], dict[str, str]]:
+        """Every profile by name, and the profile name of every user that has one:
+        two queries, for the server's directory, which reloads every few seconds."""
+        with self._sessions() as session:
+            rows = session.scalars(select(RestrictionProfileRow)).all()
+            profiles = {row.name: _restriction_record(row, []).profile() for row in rows}
+            assigned = {
+                username: name
+                for username, name in session.execute(
+                    select(User.username, RestrictionProfileRow.name)
+                    .join(UserRestriction, UserRestriction.user_id == User.id)
+                    .join(
+                        RestrictionProfileRow,
+                        UserRestriction.profile_id == RestrictionProfileRow.id,
+                    )
+                )
+            }
+            return profiles, assigned
+
+    @staticmethod
+    def _row(session: Session, name: str) -> RestrictionProfileRow | None:
+        return session.scalar(
+            select(RestrictionProfileRow).where(RestrictionProfileRow.name == name)
+        )
+
+    @staticmethod
+    def _users_of(session: Session, profile_id: int) -> list[str]:
+        return list(
+            session.scalars(
+                select(User.username)
+                .join(UserRestriction, UserRestriction.user_id == User.id)
+                .where(UserRestriction.profile_id == profile_id)
+                .order_by(User.username)
+            )
+        )
+
+    def _record(self, session: Session, row: RestrictionProfileRow) -> RestrictionRecord:
+        return _restriction_record(row, self._users_of(session, row.id))
+
+    # See TrunkRepo.list.
+    list = list_profiles
+
+
+def _restriction_record(row: RestrictionProfileRow, users: Iterable[str]) -> RestrictionRecord:
+    return RestrictionRecord(
+        name=row.name,
+        description=row.description,
+        allowed=_lines(row.allowed),
+        barred=_lines(row.barred),
+        emergency=_lines(row.emergency),
+        users=tuple(users),
+        created_at=row.created_at,
+    )
