@@ -32,6 +32,7 @@ from teleoffice.http.app import create_http_app
 from teleoffice.media.engine import MediaEngine
 from teleoffice.server.b2bua import B2bua
 from teleoffice.server.directory import Directory, Repos
+from teleoffice.server.guard import AuthGuard, GuardLimits
 from teleoffice.server.metrics import build_registry
 from teleoffice.server.runner import SipRunner
 from teleoffice.server.sip_service import SipService
@@ -227,6 +228,15 @@ class Application:
             b2bua=self.b2bua,
             transactions=self.transactions,
             trunk_registrations=self.trunk_registrations,
+            guard=AuthGuard(
+                GuardLimits(
+                    source_limit=settings.auth_fail_limit,
+                    account_limit=settings.auth_account_fail_limit,
+                    window=settings.auth_fail_window,
+                    block_time=settings.auth_block_time,
+                    max_tracked=settings.auth_guard_max_tracked,
+                )
+            ),
         )
         self.media = MediaEngine(settings.media_host, settings.rtp_port_min, settings.rtp_port_max)
         self.sip = SipRunner(

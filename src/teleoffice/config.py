@@ -188,6 +188,46 @@ class Settings(BaseSettings):
             "refreshed at half this interval, and a leg that does not answer ends the call."
         ),
     )
+    # 20, not 10: a phone with a wrong password retries at once on every fresh
+    # challenge (baresip 15 times in a burst before it reports the failure); it
+    # should see its 401 rather than be silenced by its first attempt.
+    auth_fail_limit: int = Field(
+        default=20,
+        ge=1,
+        description=(
+            "Failed digest authentications from one source address within "
+            "auth_fail_window seconds after which the address is blocked (its requests "
+            "are ignored) for auth_block_time seconds."
+        ),
+    )
+    auth_account_fail_limit: int = Field(
+        default=30,
+        ge=1,
+        description=(
+            "Failed digest authentications for one account, from any addresses, within "
+            "auth_fail_window seconds after which the account counts as under attack: "
+            "every address that then fails on it is blocked at once. The account itself "
+            "is never locked, so its phones keep working."
+        ),
+    )
+    auth_fail_window: float = Field(
+        default=60.0,
+        gt=0,
+        description="Seconds over which failed authentications are counted.",
+    )
+    auth_block_time: float = Field(
+        default=900.0,
+        gt=0,
+        description="Seconds a source address stays blocked after too many failures.",
+    )
+    auth_guard_max_tracked: int = Field(
+        default=10_000,
+        ge=100,
+        description=(
+            "Most addresses (and accounts) the password-guessing guard remembers; the "
+            "least recently seen are forgotten first. Bounds its memory."
+        ),
+    )
     log_level: LogLevel = Field(
         default="INFO",
         description="Least severe log level written (DEBUG, INFO, WARNING, ERROR, CRITICAL).",
@@ -258,6 +298,13 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"rtp_port_min ({self.rtp_port_min}) to rtp_port_max ({self.rtp_port_max}) "
                 "leaves no room for a call (it needs two even ports)"
+            )
+        if self.auth_block_time < self.auth_fail_window:
+            # A block shorter than the counting window would let a guesser go on at
+            # nearly the unblocked rate: blocked, released, blocked again at once.
+            raise ValueError(
+                f"auth_block_time ({self.auth_block_time}) must not be shorter than "
+                f"auth_fail_window ({self.auth_fail_window})"
             )
         if not self.domain:
             self.domain = self.sip_host

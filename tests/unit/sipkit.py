@@ -8,6 +8,7 @@ from teleoffice.calls.engine import CallEngine, Party, PhoneTarget
 from teleoffice.calls.registrar import Registrar, RegistrarLimits
 from teleoffice.calls.routing import TrunkView, UserView
 from teleoffice.server.b2bua import B2bua, Side, TrunkPeer
+from teleoffice.server.guard import AuthGuard
 from teleoffice.server.sip_service import SipService
 from teleoffice.sip.digest import Algorithm, DigestServer, build_authorization, compute_ha1
 from teleoffice.sip.message import Response, parse_message
@@ -58,6 +59,7 @@ def make_service(
     passwords: dict[str, str] | None = None,
     limits: RegistrarLimits | None = None,
     trunks: dict[str, TrunkPeer] | None = None,
+    guard: AuthGuard | None = None,
 ) -> SipService:
     accounts = FakeAccounts(passwords if passwords is not None else {"201": "secret201"})
     registrar = Registrar(limits or RegistrarLimits())
@@ -92,6 +94,7 @@ def make_service(
         trunk_at=trunk_at,
         b2bua=b2bua,
         transactions=transactions,
+        guard=guard,
     )
 
 

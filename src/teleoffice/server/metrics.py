@@ -41,6 +41,32 @@ class SipCollector(Collector):
             "Failed digest authentications",
             value=counters.auth_failures,
         )
+        guard = service.guard
+        yield CounterMetricFamily(
+            "teleoffice_sip_auth_guard_failures",
+            "Failed digest authentications counted against source addresses and accounts",
+            value=guard.counters.failures,
+        )
+        yield CounterMetricFamily(
+            "teleoffice_sip_blocks",
+            "Source addresses blocked for password guessing",
+            value=guard.counters.blocks,
+        )
+        yield CounterMetricFamily(
+            "teleoffice_sip_accounts_attacked",
+            "Times an account went under attack (too many failures from any address)",
+            value=guard.counters.account_alarms,
+        )
+        yield GaugeMetricFamily(
+            "teleoffice_sip_blocked_sources",
+            "Source addresses blocked right now",
+            value=guard.blocked_count(self.runner.clock()),
+        )
+        yield CounterMetricFamily(
+            "teleoffice_sip_blocked_dropped",
+            "SIP requests from blocked addresses dropped without an answer",
+            value=counters.blocked_dropped,
+        )
         responses = CounterMetricFamily(
             "teleoffice_sip_responses_sent", "SIP responses sent by status code", labels=["status"]
         )

@@ -11,6 +11,9 @@ Per message:
    RFC 3581 section 4) so the answer goes back where the request came from;
 3. the transaction layer absorbs retransmissions and reports new requests;
 4. the UAS checks of RFC 3261 section 8.2 (`sip.uas`), then the method's handler.
+
+Before any of this, a request from an address the `AuthGuard` has blocked for
+password guessing is dropped without an answer: see `receive`.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from dataclasses import dataclass, field
 from teleoffice.calls.engine import Caller, Party
 from teleoffice.calls.registrar import Registrar, StoreCommand
 from teleoffice.server.b2bua import B2bua
+from teleoffice.server.guard import AuthGuard
 from teleoffice.server.trunk_registration import TrunkRegistrations
 from teleoffice.sip.builders import make_response, new_tag
 from teleoffice.sip.digest import Algorithm, AuthOutcome, DigestServer
@@ -45,6 +49,14 @@ from teleoffice.sip.uas import UasPolicy, check_request
 from teleoffice.sip.uri import SipUri
 
 log = logging.getLogger("teleoffice.sip")
+# Security events (failed authentications, blocks) have a logger of their own so
+# that an administrator can route them to fail2ban, a SIEM or a separate file.
+# Its lines name the address, the account tried and the counts; never the
+# Authorization header, the digest response, the nonce or anything else secret.
+security_log = logging.getLogger("teleoffice.security")
+
+# Longest account name written to the log: the name is attacker-chosen text.
+_LOGGED_NAME_MAX = 64
 
 HA1Lookup = Callable[[str, Algorithm], str | None]
 # The identity a phone account presents when it calls: (extension and display
@@ -55,6 +67,7 @@ AccountIdentity = Callable[[str], tuple[Party, str] | None]
 TrunkAt = Callable[[Address], str | None]
 
 SERVER_NAME = "teleoffice"
+GUARD_PRUNE_INTERVAL = 60.0
 ALLOWED_METHODS = frozenset(
     {"INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "REGISTER", "UPDATE", "INFO"}
 )
@@ -70,6 +83,8 @@ class SipCounters:
     responses_sent: dict[int, int] = field(default_factory=dict)
     auth_failures: int = 0
     registrations: int = 0
+    # Requests from blocked addresses dropped before parsing.
+    blocked_dropped: int = 0
 
 
 class SipService:
@@ -84,8 +99,10 @@ class SipService:
         b2bua: B2bua,
         transactions: TransactionLayer,
         trunk_registrations: TrunkRegistrations | None = None,
+        guard: AuthGuard | None = None,
         server_name: str = SERVER_NAME,
     ) -> None:
+        self.guard = guard if guard is not None else AuthGuard()
         self.trunk_registrations = trunk_registrations
         self.registrar = registrar
         self.digest = digest
@@ -98,6 +115,7 @@ class SipService:
         self.policy = UasPolicy(allowed_methods=ALLOWED_METHODS)
         self.counters = SipCounters()
         self._commands: list[StoreCommand] = []
+        self._guard_pruned_at = float("-inf")
 
     # ---- inputs -------------------------------------------------------------
 
@@ -105,6 +123,18 @@ class SipService:
         self.counters.received += 1
         if not data.strip(b"\r\n\t "):
             return  # keepalive
+        if self.guard.blocked(source.host, now) and not data.lstrip().startswith(b"SIP/"):
+            # A blocked address gets silence rather than 403: a scanner learns
+            # nothing (not even that the host is still there, nor when the block
+            # ends), answering costs no parsing, no transaction state and no
+            # bytes on the wire, and silence cannot be turned into reflection
+            # traffic towards a spoofed address.  The price is that a phone
+            # behind the same address sees timeouts instead of a clear refusal;
+            # the security log tells its administrator why.  Responses still
+            # pass: they can only match transactions we started ourselves (calls
+            # already ringing or running towards that address).
+            self.counters.blocked_dropped += 1
+            return
         try:
             message = parse_message(data, stream=source.transport != "UDP")
         except MessageParseError as exc:
@@ -127,6 +157,12 @@ class SipService:
         expiry = self.registrar.next_expiry()
         if expiry is not None and expiry <= now:
             self._commands.extend(self.registrar.expire(now))
+        # The guard's tables are bounded anyway; sweeping out expired entries now
+        # and then just keeps them small.  It needs no timer of its own: any
+        # other timer (transactions, registrations) gives it a turn.
+        if now - self._guard_pruned_at >= GUARD_PRUNE_INTERVAL:
+            self._guard_pruned_at = now
+            self.guard.prune(now)
 
     # ---- outputs ------------------------------------------------------------
 
@@ -274,21 +310,72 @@ class SipService:
             body=request.body,
         )
         if result.outcome is AuthOutcome.OK and result.username is not None:
+            self.guard.success(source.host, result.username, now)
             return result.username
         if result.outcome is AuthOutcome.STALE:
             self._challenge(key, request, now, stale=True)
             return None
         if result.outcome is not AuthOutcome.NO_CREDENTIALS:
             # The same answer whether the account exists or not: a fresh challenge.
+            # The request that reaches a limit is still answered like the others;
+            # only the next ones meet silence (see `receive`), so the server
+            # transaction just created ends normally.
             self.counters.auth_failures += 1
-            log.info(
-                "digest authentication failed for %s from %s:%s",
-                request.method,
-                source.host,
-                source.port,
-            )
+            self._record_failure(request, source, result.username, now)
         self._challenge(key, request, now)
         return None
+
+    def _record_failure(
+        self, request: Request, source: Address, account: str | None, now: float
+    ) -> None:
+        shown = _loggable_name(account)
+        if self.trunk_at(source) is not None:
+            # A provider's address is never blocked: a spoofed UDP packet could
+            # otherwise cut off every inbound call.  It is still logged.
+            security_log.warning(
+                "digest authentication failed: source=%s:%s method=%s account=%s "
+                "(a trunk's address, not counted)",
+                source.host,
+                source.port,
+                request.method,
+                shown,
+            )
+            return
+        verdict = self.guard.failure(source.host, account, now)
+        limits = self.guard.limits
+        security_log.info(
+            "digest authentication failed: source=%s:%s method=%s account=%s "
+            "source_failures=%d/%d account_failures=%d/%d in %gs",
+            source.host,
+            source.port,
+            request.method,
+            shown,
+            verdict.source_failures,
+            limits.source_limit,
+            verdict.account_failures,
+            limits.account_limit,
+            limits.window,
+        )
+        if verdict.alarm_started:
+            security_log.warning(
+                "account %s under attack: %d failed authentications in %gs; addresses "
+                "failing on it are blocked at once for %gs (its proven phones are not)",
+                shown,
+                verdict.account_failures,
+                limits.window,
+                limits.block_time,
+            )
+        if verdict.blocked:
+            security_log.warning(
+                "blocked source=%s for %gs: reason=%s account=%s source_failures=%d "
+                "account_failures=%d",
+                source.host,
+                limits.block_time,
+                verdict.reason,
+                shown,
+                verdict.source_failures,
+                verdict.account_failures,
+            )
 
     def _challenge(self, key: TxKey, request: Request, now: float, *, stale: bool = False) -> None:
         headers = [("WWW-Authenticate", value) for value in self.digest.challenge(now, stale=stale)]
@@ -330,6 +417,16 @@ class SipService:
         self.counters.responses_sent[exc.status] = (
             self.counters.responses_sent.get(exc.status, 0) + 1
         )
+
+
+def _loggable_name(name: str | None) -> str:
+    """An attacker-chosen account name made safe for one log line."""
+    if name is None:
+        return "-"
+    # repr() escapes line breaks and control characters (no forged log lines)
+    # and quotes the name, so an empty or odd one stays visible.
+    text = repr(name[:_LOGGED_NAME_MAX])
+    return text + "..." if len(name) > _LOGGED_NAME_MAX else text
 
 
 def stamp_via(via: Via, source: Address) -> Via:
