@@ -30,6 +30,7 @@ from teleoffice.store import db
 from teleoffice.store.repos import (
     DEFAULT_REGISTER_EXPIRES,
     DEFAULT_TRUNK_PORT,
+    FORWARD_OFF,
     MAX_CALL_LOG_LIMIT,
     MAX_REGISTER_EXPIRES,
     MIN_REGISTER_EXPIRES,
@@ -271,6 +272,11 @@ def cmd_user_set(args: argparse.Namespace, ctx: _Context) -> int:
         "no_answer_timeout": args.no_answer_time,
         "password": _read_secret(args.password, "portal password"),
         "sip_password": _read_secret(args.sip_password, "SIP password"),
+        "dnd": args.dnd,
+        # FORWARD_OFF (empty) switches a forward off; None leaves it alone.
+        "forward_always": _forward_change(args.forward_always, args.no_forward_always),
+        "forward_busy": _forward_change(args.forward_busy, args.no_forward_busy),
+        "forward_no_answer": _forward_change(args.forward_no_answer, args.no_forward_no_answer),
     }
     changes = {k: v for k, v in changes.items() if v is not None}
     if not changes and args.restriction is None:
@@ -287,7 +293,19 @@ def cmd_user_set(args: argparse.Namespace, ctx: _Context) -> int:
     return EXIT_OK
 
 
+def _forward_change(number: str | None, off: bool) -> str | None:
+    # An empty number is the store's "off": it must come from --no-forward-*,
+    # never from a shell variable that happened to be empty.
+    if number == FORWARD_OFF:
+        raise CliError("a forwarding number must not be empty; use --no-forward-... to switch off")
+    return FORWARD_OFF if off else number
+
+
 _CHANGE_LABELS = {
+    "dnd": "do not disturb",
+    "forward_always": "forward always",
+    "forward_busy": "forward on busy",
+    "forward_no_answer": "forward on no answer",
     "display_name": "display name",
     "is_admin": "administrator",
     "telecommuter_allowed": "telecommuter allowed",
@@ -306,6 +324,8 @@ def _describe_change(key: str, value: object) -> str:
         shown = _yes(value)
     elif key == "no_answer_timeout":
         shown = f"{value}s"
+    elif key.startswith("forward_"):
+        shown = str(value) if value else "off"
     else:
         shown = repr(value)
     return f"{_CHANGE_LABELS[key]}: {shown}"
@@ -336,6 +356,31 @@ def cmd_user_list(args: argparse.Namespace, ctx: _Context) -> int:
     )  # fmt: skip
     for line in _table(headers, [_user_row(user) for user in users]):
         print(line)
+    return EXIT_OK
+
+
+def cmd_user_show(args: argparse.Namespace, ctx: _Context) -> int:
+    user = ctx.user_repo().get(args.name)
+    profile = ctx.restriction_repo().profile_name_for(user.username)
+    settings = [
+        ("user", user.username),
+        ("extension", user.extension),
+        ("display name", user.display_name),
+        ("administrator", _yes(user.is_admin)),
+        ("portal login", _yes(user.has_password)),
+        ("telecommuter allowed", _yes(user.telecommuter_allowed)),
+        ("call waiting", _yes(user.call_waiting)),
+        ("voicemail", _yes(user.voicemail_enabled)),
+        ("no-answer time", f"{user.no_answer_timeout}s"),
+        ("do not disturb", _yes(user.dnd)),
+        ("forward always", user.forward_always or "off"),
+        ("forward on busy", user.forward_busy or "off"),
+        ("forward on no answer", user.forward_no_answer or "off"),
+        ("restriction profile", profile),
+    ]
+    width = max(len(label) for label, _ in settings)
+    for label, value in settings:
+        print(f"{label + ':':<{width + 1}} {value}")
     return EXIT_OK
 
 
@@ -827,7 +872,40 @@ def build_parser() -> argparse.ArgumentParser:
         help="the dialling restriction profile that applies to the user's calls "
         "(see `teleoffice restriction list`); users without one get 'default'",
     )
+    change.add_argument(
+        "--dnd",
+        action=argparse.BooleanOptionalAction,
+        help="do not disturb: calls get busy treatment (forward on busy, else busy) "
+        "without ringing",
+    )
+    forwards = (
+        ("always", "every call, without ringing the user's phones"),
+        ("busy", "calls the user's phones refuse as busy, or that arrive in do not disturb"),
+        ("no-answer", "calls not answered within the no-answer time, or with no phone online"),
+    )
+    for kind, when in forwards:
+        group = change.add_mutually_exclusive_group()
+        group.add_argument(
+            f"--forward-{kind}",
+            metavar="N",
+            help=f"forward to number N: {when}; N is dialled as the user would dial it "
+            "(extension, DID, or trunk prefix and number) and the user's restrictions apply",
+        )
+        group.add_argument(
+            f"--no-forward-{kind}",
+            action="store_true",
+            help=f"switch --forward-{kind} off",
+        )
     change.set_defaults(handler=cmd_user_set)
+
+    show = user_commands.add_parser(
+        "show",
+        parents=[common],
+        help="show all settings of a user",
+        description="Show every setting of one user, forwarding and do not disturb included.",
+    )
+    show.add_argument("name", metavar="NAME", help="login name of the user to show")
+    show.set_defaults(handler=cmd_user_show)
 
     listing = user_commands.add_parser(
         "list", parents=[common], help="list all users", description="List all users."

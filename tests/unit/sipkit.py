@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from dataclasses import replace
 
 from teleoffice.calls.engine import CallEngine, Party, PhoneTarget
 from teleoffice.calls.registrar import Registrar, RegistrarLimits
@@ -22,6 +23,8 @@ _counter = itertools.count(1)
 class FakeAccounts:
     def __init__(self, passwords: dict[str, str]) -> None:
         self.passwords = passwords
+        # Per extension: forwarding and DND settings a test wants (UserView fields).
+        self.settings: dict[str, dict[str, object]] = {}
 
     def ha1(self, account: str, algorithm: Algorithm) -> str | None:
         password = self.passwords.get(account)
@@ -31,7 +34,8 @@ class FakeAccounts:
     def user_by_number(self, number: str) -> UserView | None:
         if number not in self.passwords:
             return None
-        return UserView(f"user{number}", number, f"User {number}", no_answer_timeout=15)
+        view = UserView(f"user{number}", number, f"User {number}", no_answer_timeout=15)
+        return replace(view, **self.settings.get(number, {}))  # type: ignore[arg-type]
 
     def trunks(self) -> list[TrunkView]:
         return [TrunkView("prov", "9", outside_number="5550100")]
@@ -60,8 +64,10 @@ def make_service(
     limits: RegistrarLimits | None = None,
     trunks: dict[str, TrunkPeer] | None = None,
     guard: AuthGuard | None = None,
+    settings: dict[str, dict[str, object]] | None = None,
 ) -> SipService:
     accounts = FakeAccounts(passwords if passwords is not None else {"201": "secret201"})
+    accounts.settings = settings or {}
     registrar = Registrar(limits or RegistrarLimits())
     trunk_peers = trunks or {}
 

@@ -129,11 +129,17 @@ def test_upgrade_from_0001_keeps_existing_data(url: str) -> None:
     finally:
         engine.dispose()
 
-    assert upgrade(url) == head_revision() == "0003"
+    assert upgrade(url) == head_revision()
 
     engine = make_engine(url)
     try:
-        assert {t: rows(engine, t) for t in before} == before
+        # Later revisions add columns at the end of `users`; the old ones keep
+        # their values.
+        after = {t: rows(engine, t) for t in before}
+        assert {
+            t: [row[: len(old[0])] for row in found]
+            for (t, found), old in zip(after.items(), before.values(), strict=True)
+        } == before
         sessions = session_factory(engine)
         alice = UserRepo(sessions, realm="teleoffice").get("alice")
         assert (alice.id, alice.telecommuter_allowed, alice.no_answer_timeout) == (7, True, 20)
@@ -150,7 +156,7 @@ def test_upgrade_from_0001_keeps_existing_data(url: str) -> None:
         assert {t: rows(engine, t) for t in before} == before
     finally:
         engine.dispose()
-    assert upgrade(url) == "0003"
+    assert upgrade(url) == head_revision()
 
 
 def test_server_defaults_fill_rows_written_without_them(engine: Engine) -> None:

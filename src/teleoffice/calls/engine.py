@@ -26,6 +26,38 @@ naming the profile, and outcome "barred".  The check is `may_dial`, the one
 place every way of placing a call is to go through (forwards, transfers and
 click-to-dial, when they come, call it too).  Calls from trunks are not
 restricted: the caller is outside, and they can only reach users anyway.
+
+Forwarding and do-not-disturb (rules T5, T6, T9)
+-----------------------------------------------
+Every time a call reaches a user (the one dialled, or one it was forwarded to),
+that user's settings decide, in this order:
+
+1. `forward_always`: the call goes straight to that number; the user's phones
+   do not ring (and their do-not-disturb does not matter: nothing disturbs).
+2. `dnd`: busy treatment at once, without ringing.
+3. No phone registered: no-answer treatment (it cannot be answered).
+4. Otherwise the phones ring, for the user's `no_answer_timeout`.  When every
+   phone says busy (486, or 600 from any of them) the call gets busy treatment;
+   when the time runs out, no-answer treatment.
+
+Busy treatment is `forward_busy` if set, else 486 (600 when a phone said so);
+no-answer treatment is `forward_no_answer` if set, else 480.  Both go through
+`_unavailable_treatment`, where voicemail (rule T12) will come in.
+
+A forward is a new stage of the same call: the branches of the previous stage
+are cancelled and new `Dial`s go out, while the caller's leg stays in its early
+state, so the SIP layer needs nothing special.  The number is routed like a
+number the forwarding user dialled (an extension, a DID, or a trunk prefix and
+an outside number) and checked against the *forwarding* user's restriction
+profile, since that user causes, and pays for, the forwarded leg.  The called
+side sees the original caller; a forward out of a trunk from an internal caller
+presents the trunk's outside number as any outside call does.  A forward that
+cannot be placed (barred, unroutable, back to a user the call already reached,
+or more than `MAX_FORWARD_HOPS` forwards) gives the caller the failure the
+forward stood in for (486, or 480), and the record's route says why.  The
+record's callee stays the user originally called; its route lists the forwards
+("extension 202, forwarded to 203").  A call forwarded to a trunk is not
+forwarded any further: the outside number's busy or failure reaches the caller.
 """
 
 from __future__ import annotations
@@ -79,6 +111,17 @@ class Direction(Enum):
 
 class TimerName(Enum):
     NO_ANSWER = "no-answer"
+
+
+class ForwardKind(Enum):
+    ALWAYS = "always"
+    BUSY = "busy"
+    NO_ANSWER = "no-answer"
+
+
+# A chain of forwards longer than this is treated as unavailable.  Loops back
+# to a user are caught sooner (see `_forward`); this bounds everything else.
+MAX_FORWARD_HOPS = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,13 +271,23 @@ class Branch:
     target: DialTarget
     state: BranchState = BranchState.TRYING
     status: int | None = None
+    # The forwarding stage the branch belongs to: answers of a stage the call
+    # has moved past (cancelled for a forward) must not decide its outcome.
+    stage: int = 0
 
 
 @dataclass
 class Call:
     record: CallRecord
+    caller: Caller
     branches: dict[str, Branch] = field(default_factory=dict)
     connected: str | None = None
+    stage: int = 0
+    # The user whose phones ring in the current stage; None when the current
+    # stage is a trunk (or nothing rings yet), whose failures are not forwarded.
+    ringing_user: UserView | None = None
+    hops: int = 0
+    reached: set[str] = field(default_factory=set)  # usernames, for loop detection
 
     @property
     def id(self) -> str:
@@ -272,7 +325,28 @@ def best_failure(statuses: list[int]) -> int:
     return 500 if best in (401, 407, 503) else best
 
 
+_REASONS = {
+    486: "Busy Here",
+    480: "Temporarily Unavailable",
+    600: "Busy Everywhere",
+    603: "Decline",
+}
 _OUTCOMES = {486: "busy", 600: "busy", 603: "declined", 480: "unavailable", 404: "not-found"}
+
+
+@dataclass(frozen=True, slots=True)
+class _Failure:
+    """How a call ends when a treatment has nothing better to offer."""
+
+    status: int
+    reason: str
+    outcome: str
+    by: str
+
+
+_BUSY = _Failure(486, "Busy Here", "busy", "callee")
+_NO_ANSWER = _Failure(480, "No Answer", "no-answer", "system")
+_UNAVAILABLE = _Failure(480, "Temporarily Unavailable", "unavailable", "system")
 
 Restrictions = Callable[[str], RestrictionProfile]
 
@@ -319,7 +393,7 @@ class CallEngine:
             state=CallState.CALLING,
             started_at=now,
         )
-        call = Call(record)
+        call = Call(record, caller)
         self.calls[call_id] = call
         commands: list[Command] = []
         if isinstance(found, Unroutable):
@@ -339,7 +413,7 @@ class CallEngine:
             verdict = self._verdict(caller, normalize(dialled) or user.extension, internal=True)
             if isinstance(verdict, Barred):
                 return self._bar(call, now, verdict)
-            return self._call_user(call, user, caller, now)
+            return self._reach_user(call, user, now)
         assert isinstance(found, ToTrunk)
         identity = self._outside_identity(caller, found)
         call.record = replace(
@@ -415,15 +489,19 @@ class CallEngine:
             return []
         branch.state = BranchState.FAILED
         branch.status = status
-        if call.state in (CallState.CONNECTED, CallState.ENDED):
+        if call.state in (CallState.CONNECTED, CallState.ENDED) or branch.stage != call.stage:
             return []
         if 600 <= status < 700:
             # A global failure ends the search everywhere (RFC 3261 section 16.7).
-            return self._give_up(call, now, status)
+            return self._stage_failed(call, now, status)
         if call.live_branches():
             return []
-        statuses = [b.status for b in call.branches.values() if b.status is not None]
-        return self._give_up(call, now, best_failure(statuses))
+        statuses = [
+            b.status
+            for b in call.branches.values()
+            if b.status is not None and b.stage == call.stage
+        ]
+        return self._stage_failed(call, now, best_failure(statuses))
 
     def on_cancel(self, call_id: str, now: float) -> list[Command]:
         """The caller gave up before an answer (CANCEL, RFC 3261 section 9)."""
@@ -457,8 +535,12 @@ class CallEngine:
         if call.state not in (CallState.CALLING, CallState.RINGING):
             return []
         commands = self._cancel_all(call)
-        commands += self._end(call, now, 480, "No Answer", outcome="no-answer", by="system")
-        return commands
+        user = call.ringing_user
+        if user is None:
+            return commands + self._fail(call, now, _NO_ANSWER)
+        return commands + self._unavailable_treatment(
+            call, user, ForwardKind.NO_ANSWER, now, _NO_ANSWER
+        )
 
     # ---- restrictions -------------------------------------------------------------
 
@@ -485,22 +567,128 @@ class CallEngine:
 
     # ---- helpers ----------------------------------------------------------------
 
-    def _call_user(self, call: Call, user: UserView, caller: Caller, now: float) -> list[Command]:
-        # The callee sees the caller as the SIP layer identified them: a user's
-        # extension and display name, or the number a provider presented.
-        identity = caller.party
+    def _reach_user(self, call: Call, user: UserView, now: float) -> list[Command]:
+        """The call arrives at `user` (dialled, or forwarded to): apply their
+        settings in the order the module docstring gives, else ring their phones."""
+        call.reached.add(user.username)
+        call.ringing_user = None
+        if user.forward_always:
+            return self._forward(call, user, ForwardKind.ALWAYS, user.forward_always, now)
+        if user.dnd:
+            self._note(call, "do not disturb")
+            return self._unavailable_treatment(call, user, ForwardKind.BUSY, now, _BUSY)
         targets = self.contacts(user.extension, now)
         if not targets:
-            return self._end(
-                call, now, 480, "Temporarily Unavailable", outcome="unavailable", by="system"
-            )
+            return self._unavailable_treatment(call, user, ForwardKind.NO_ANSWER, now, _UNAVAILABLE)
+        call.ringing_user = user
+        # The callee sees the caller as the SIP layer identified them: a user's
+        # extension and display name, or the number a provider presented; after
+        # a forward, still the original caller, not the user who forwarded.
+        identity = call.caller.party
+        callee = Party(user.extension, user.display_name)
         commands: list[Command] = []
         for target in targets:
             branch = self._add_branch(call, target)
-            commands.append(Dial(call.id, branch.id, target, identity, call.record.callee))
+            commands.append(Dial(call.id, branch.id, target, identity, callee))
         commands.append(StartTimer(call.id, TimerName.NO_ANSWER, now + user.no_answer_timeout))
         commands.append(CallUpdated(call.record))
         return commands
+
+    def _stage_failed(self, call: Call, now: float, status: int) -> list[Command]:
+        """Every branch of the current stage failed; `status` is the best of them."""
+        user = call.ringing_user
+        if user is not None and status in (486, 600):
+            commands = self._cancel_all(call)
+            # Busy as the phones said it: 600 stays 600 when nothing takes over.
+            failure = replace(_BUSY, status=status, reason=_REASONS[status])
+            return commands + self._unavailable_treatment(
+                call, user, ForwardKind.BUSY, now, failure
+            )
+        return self._give_up(call, now, status)
+
+    def _unavailable_treatment(
+        self, call: Call, user: UserView, kind: ForwardKind, now: float, failure: _Failure
+    ) -> list[Command]:
+        """What happens to a call `user` cannot take (busy, DND, no answer).
+
+        The one place for it, so that voicemail (rule T12) slots in here: after
+        the forward, before `failure`, for users who have a box.
+        """
+        number = user.forward_busy if kind is ForwardKind.BUSY else user.forward_no_answer
+        if number:
+            return self._forward(call, user, kind, number, now, failure=failure)
+        return self._fail(call, now, failure)
+
+    def _forward(
+        self,
+        call: Call,
+        user: UserView,
+        kind: ForwardKind,
+        number: str,
+        now: float,
+        *,
+        failure: _Failure = _UNAVAILABLE,
+    ) -> list[Command]:
+        """Send the call on to `number` as `user`'s forward: a new stage.
+
+        `failure` is what the caller gets when the forward cannot be placed.
+        """
+        call.hops += 1
+        if call.hops > MAX_FORWARD_HOPS:
+            return self._refuse_forward(
+                call, number, f"more than {MAX_FORWARD_HOPS} forwards", now, failure
+            )
+        # Routed as if `user` had dialled it: a forward to an outside number is
+        # the user's call out, allowed even when the call came from a trunk
+        # (the restriction check below is what stops toll fraud here).
+        found = route(number, from_trunk=False, directory=self.directory)
+        if isinstance(found, Unroutable):
+            return self._refuse_forward(call, number, found.reason.lower(), now, failure)
+        if isinstance(found, ToUser) and found.user.username in call.reached:
+            # 202 -> 203 -> 202 would go round until the hop limit, ringing
+            # phones all the way; a user is reached at most once per call.
+            return self._refuse_forward(call, number, "loop", now, failure)
+        if isinstance(found, ToUser):
+            verdict = self.may_dial(
+                user.username,
+                normalize(number) or found.user.extension,
+                internal=True,
+                from_phone=False,
+            )
+        else:
+            verdict = self.may_dial(user.username, found.number, internal=False, from_phone=False)
+        if isinstance(verdict, Barred):
+            return self._refuse_forward(call, number, verdict.reason, now, failure)
+        commands: list[Command] = [StopTimer(call.id, TimerName.NO_ANSWER)]
+        call.stage += 1
+        self._note(call, f"forwarded to {number}")
+        if isinstance(found, ToUser):
+            return commands + self._reach_user(call, found.user, now)
+        call.ringing_user = None
+        caller = call.caller
+        # An outside caller is presented as themselves; an internal one as any
+        # call of theirs out of this trunk would be (an extension means nothing
+        # outside).
+        identity = caller.party if caller.trunk else self._outside_identity(caller, found)
+        branch = self._add_branch(call, TrunkTarget(found.trunk.name, found.number))
+        commands.append(Dial(call.id, branch.id, branch.target, identity, Party(found.number)))
+        commands.append(CallUpdated(call.record))
+        return commands
+
+    def _refuse_forward(
+        self, call: Call, number: str, why: str, now: float, failure: _Failure
+    ) -> list[Command]:
+        self._note(call, f"forward to {number} not placed: {why}")
+        return self._fail(call, now, failure)
+
+    @staticmethod
+    def _note(call: Call, text: str) -> None:
+        call.record = replace(call.record, route=f"{call.record.route}, {text}")
+
+    def _fail(self, call: Call, now: float, failure: _Failure) -> list[Command]:
+        return self._end(
+            call, now, failure.status, failure.reason, outcome=failure.outcome, by=failure.by
+        )
 
     @staticmethod
     def _outside_identity(caller: Caller, found: ToTrunk) -> Party:
@@ -509,7 +697,7 @@ class CallEngine:
         return Party(found.trunk.outside_number or caller.party.number, caller.party.name)
 
     def _add_branch(self, call: Call, target: DialTarget) -> Branch:
-        branch = Branch(f"b{next(self._branch_ids)}", target)
+        branch = Branch(f"b{next(self._branch_ids)}", target, stage=call.stage)
         call.branches[branch.id] = branch
         return branch
 
@@ -527,12 +715,7 @@ class CallEngine:
     def _give_up(self, call: Call, now: float, status: int) -> list[Command]:
         commands = self._cancel_all(call)
         outcome = _OUTCOMES.get(status, "failed")
-        reason = {
-            486: "Busy Here",
-            480: "Temporarily Unavailable",
-            600: "Busy Everywhere",
-            603: "Decline",
-        }.get(status, "Call Failed")
+        reason = _REASONS.get(status, "Call Failed")
         commands += self._end(call, now, status, reason, outcome=outcome, by="callee")
         return commands
 

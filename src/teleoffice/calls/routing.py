@@ -23,6 +23,13 @@ class UserView:
     extension: str
     display_name: str | None
     no_answer_timeout: int = 15
+    # Call forwarding and do-not-disturb (see the call engine's docstring for
+    # what each one does).  Numbers are as the user would dial them: an
+    # extension, a DID, or a trunk prefix and an outside number.
+    forward_always: str | None = None
+    forward_busy: str | None = None
+    forward_no_answer: str | None = None
+    dnd: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -185,7 +185,14 @@ class Directory:
 
 def _view(user: UserRecord) -> UserView:
     return UserView(
-        user.username, user.extension, user.display_name or None, user.no_answer_timeout
+        user.username,
+        user.extension,
+        user.display_name or None,
+        user.no_answer_timeout,
+        forward_always=user.forward_always,
+        forward_busy=user.forward_busy,
+        forward_no_answer=user.forward_no_answer,
+        dnd=user.dnd,
     )
 
 

@@ -44,6 +44,8 @@ NAMING_CONVENTION = {
 NAME_LENGTH = 64
 DISPLAY_NAME_LENGTH = 128
 EXTENSION_LENGTH = 8
+# A forwarding target: a trunk prefix and an outside number, up to 32 characters.
+FORWARD_NUMBER_LENGTH = 32
 
 
 def utcnow() -> datetime:
@@ -93,6 +95,11 @@ class User(Base):
     voicemail_enabled: Mapped[bool] = mapped_column(default=False, server_default=false())
     no_answer_timeout: Mapped[int] = mapped_column(Integer, default=15, server_default="15")
     created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    # Call forwarding targets, as the user would dial them; NULL means off.
+    forward_always: Mapped[str | None] = mapped_column(String(FORWARD_NUMBER_LENGTH))
+    forward_busy: Mapped[str | None] = mapped_column(String(FORWARD_NUMBER_LENGTH))
+    forward_no_answer: Mapped[str | None] = mapped_column(String(FORWARD_NUMBER_LENGTH))
+    dnd: Mapped[bool] = mapped_column(default=False, server_default=false())
 
 
 class PhoneAccount(Base):

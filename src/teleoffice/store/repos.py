@@ -38,6 +38,7 @@ from teleoffice.calls.restrictions import (
 from teleoffice.sip.digest import Algorithm, compute_ha1
 from teleoffice.store.models import (
     DISPLAY_NAME_LENGTH,
+    FORWARD_NUMBER_LENGTH,
     HOST_LENGTH,
     LOGGED_NUMBER_LENGTH,
     NAME_LENGTH,
@@ -117,6 +118,22 @@ def _validate_no_answer_timeout(seconds: int) -> int:
     return seconds
 
 
+# What a forward may point at: a number the user could dial (an extension, a
+# DID, or a trunk prefix and an outside number), digits with an optional '+'.
+FORWARD_NUMBER_RE = re.compile(rf"\+?[0-9]{{1,{FORWARD_NUMBER_LENGTH}}}")
+# Passed to `UserRepo.update` to switch a forward off (None leaves it as it is).
+FORWARD_OFF = ""
+
+
+def validate_forward_number(number: str, what: str = "forwarding number") -> str:
+    if not FORWARD_NUMBER_RE.fullmatch(number) or len(number) > FORWARD_NUMBER_LENGTH:
+        raise InvalidInput(
+            f"{what} {number!r} must be digits, optionally after a '+' "
+            f"(at most {FORWARD_NUMBER_LENGTH} characters)"
+        )
+    return number
+
+
 def _validate_secret(what: str, value: str) -> str:
     if not value:
         raise InvalidInput(f"{what} must not be empty")
@@ -138,6 +155,10 @@ class UserRecord:
     no_answer_timeout: int
     has_password: bool
     created_at: datetime
+    forward_always: str | None = None
+    forward_busy: str | None = None
+    forward_no_answer: str | None = None
+    dnd: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,6 +202,10 @@ def _user_record(user: User) -> UserRecord:
         no_answer_timeout=user.no_answer_timeout,
         has_password=user.password_hash is not None,
         created_at=user.created_at,
+        forward_always=user.forward_always,
+        forward_busy=user.forward_busy,
+        forward_no_answer=user.forward_no_answer,
+        dnd=user.dnd,
     )
 
 
@@ -374,8 +399,15 @@ class UserRepo:
         no_answer_timeout: int | None = None,
         password: str | None = None,
         sip_password: str | None = None,
+        forward_always: str | None = None,
+        forward_busy: str | None = None,
+        forward_no_answer: str | None = None,
+        dnd: bool | None = None,
     ) -> UserRecord:
         """Change the given fields (None leaves a field as it is).
+
+        A forward is set to a number, or switched off with `FORWARD_OFF`. A
+        forward to the user's own extension is refused: it could only loop.
 
         A new `sip_password` re-keys the base phone account, creating it if the
         user has none. Raises `NotFound`, `InvalidInput` or `Conflict`; on any
@@ -390,10 +422,28 @@ class UserRepo:
         )
         if sip_password is not None:
             _validate_secret("SIP password", sip_password)
+        forwards = {
+            "forward_always": forward_always,
+            "forward_busy": forward_busy,
+            "forward_no_answer": forward_no_answer,
+        }
+        for key, number in forwards.items():
+            if number:
+                validate_forward_number(number, key.replace("_", " ") + " number")
         with _transaction(self._sessions, f"cannot update user {username!r}") as session:
             user = session.scalar(select(User).where(User.username == username))
             if user is None:
                 raise NotFound(f"no user {username!r}")
+            for key, number in forwards.items():
+                if number is None:
+                    continue
+                if number == user.extension:
+                    raise InvalidInput(
+                        f"user {username!r} cannot forward calls to their own extension {number}"
+                    )
+                setattr(user, key, number or None)
+            if dnd is not None:
+                user.dnd = dnd
             if display_name is not None:
                 user.display_name = display_name
             if is_admin is not None:
