@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import random
 import signal
 import time
 from collections.abc import Callable, Generator
@@ -34,6 +35,7 @@ from teleoffice.server.b2bua import B2bua
 from teleoffice.server.directory import Directory, Repos
 from teleoffice.server.guard import AuthGuard, GuardLimits
 from teleoffice.server.metrics import build_registry
+from teleoffice.server.overload import LoadMonitor, OverloadLimits
 from teleoffice.server.runner import SipRunner
 from teleoffice.server.sip_service import SipService
 from teleoffice.server.trunk_registration import TrunkRegistrations
@@ -237,6 +239,19 @@ class Application:
                     max_tracked=settings.auth_guard_max_tracked,
                 )
             ),
+            overload=LoadMonitor(
+                OverloadLimits(
+                    lag_high=settings.overload_lag_high,
+                    lag_low=settings.overload_lag_low,
+                    busy_high=settings.overload_busy_high,
+                    busy_low=settings.overload_busy_low,
+                    max_transactions=settings.overload_max_transactions,
+                    retry_after=settings.overload_retry_after,
+                    retry_after_max=max(60, settings.overload_retry_after),
+                ),
+                transactions=self.transactions.transaction_count,
+                random=random.random,
+            ),
         )
         self.media = MediaEngine(settings.media_host, settings.rtp_port_min, settings.rtp_port_max)
         self.sip = SipRunner(
@@ -275,6 +290,12 @@ class Application:
                 name: state.value for name, state in self.trunk_registrations.states().items()
             },
             "tcp_connections": self.sip.transport.tcp_connection_count,
+            "overload": {
+                "overloaded": self.service.overload.overloaded,
+                "shed": dict(self.service.overload.counters.shed),
+                "loop_lag": round(self.service.overload.lag, 4),
+                "loop_busy": round(self.service.overload.busy, 3),
+            },
         }
 
     async def run(self, stop: asyncio.Event) -> None:

@@ -228,6 +228,58 @@ class Settings(BaseSettings):
             "least recently seen are forgotten first. Bounds its memory."
         ),
     )
+    overload_lag_high: float = Field(
+        default=0.1,
+        gt=0,
+        le=10,
+        description=(
+            "Event-loop lag in seconds (smoothed) above which new INVITEs and REGISTERs "
+            "are refused with 503 and Retry-After; calls already up are untouched."
+        ),
+    )
+    overload_lag_low: float = Field(
+        default=0.03,
+        gt=0,
+        description=(
+            "Event-loop lag below which, together with the other signals, the server "
+            "admits new work again (after a short calm period). Below overload_lag_high."
+        ),
+    )
+    overload_busy_high: float = Field(
+        default=0.95,
+        gt=0,
+        le=1,
+        description=(
+            "Fraction of the time the SIP process spends on the CPU (smoothed) above "
+            "which new work is refused: a UDP flood saturates the loop without lag."
+        ),
+    )
+    overload_busy_low: float = Field(
+        default=0.8,
+        gt=0,
+        le=1,
+        description="CPU fraction below which new work may be admitted again.",
+    )
+    overload_max_transactions: int = Field(
+        # Not lower: every 503 sent under overload is itself a transaction that
+        # lives 32 s, so a flood of 3000/s leaves ~100,000 behind, and a lower
+        # limit would keep the server shedding for 32 s after the flood ends.
+        default=100_000,
+        ge=100,
+        description=(
+            "SIP transactions in progress above which new INVITEs and REGISTERs get 503 "
+            "(bounds memory: a non-INVITE transaction lives 32 s over UDP)."
+        ),
+    )
+    overload_retry_after: int = Field(
+        default=5,
+        ge=1,
+        le=3600,
+        description=(
+            "Base Retry-After in seconds of the 503s sent under overload; it grows with "
+            "sustained overload and is jittered so refused phones do not return together."
+        ),
+    )
     log_level: LogLevel = Field(
         default="INFO",
         description="Least severe log level written (DEBUG, INFO, WARNING, ERROR, CRITICAL).",
@@ -305,6 +357,16 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"auth_block_time ({self.auth_block_time}) must not be shorter than "
                 f"auth_fail_window ({self.auth_fail_window})"
+            )
+        if self.overload_lag_low >= self.overload_lag_high:
+            raise ValueError(
+                f"overload_lag_low ({self.overload_lag_low}) must be below "
+                f"overload_lag_high ({self.overload_lag_high})"
+            )
+        if self.overload_busy_low >= self.overload_busy_high:
+            raise ValueError(
+                f"overload_busy_low ({self.overload_busy_low}) must be below "
+                f"overload_busy_high ({self.overload_busy_high})"
             )
         if not self.domain:
             self.domain = self.sip_host

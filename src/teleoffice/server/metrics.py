@@ -67,6 +67,35 @@ class SipCollector(Collector):
             "SIP requests from blocked addresses dropped without an answer",
             value=counters.blocked_dropped,
         )
+        overload = service.overload
+        shed = CounterMetricFamily(
+            "teleoffice_sip_overload_shed",
+            "New requests refused with 503 under overload, by method",
+            labels=["method"],
+        )
+        for method, count in sorted(overload.counters.shed.items()):
+            shed.add_metric([method], count)
+        yield shed
+        yield CounterMetricFamily(
+            "teleoffice_sip_overload_episodes",
+            "Times the server started shedding new work",
+            value=overload.counters.episodes,
+        )
+        yield GaugeMetricFamily(
+            "teleoffice_sip_overloaded",
+            "1 while new INVITEs and REGISTERs are refused with 503",
+            value=1 if overload.overloaded else 0,
+        )
+        yield GaugeMetricFamily(
+            "teleoffice_sip_loop_lag_seconds",
+            "Event-loop lag, exponentially weighted moving average",
+            value=overload.lag,
+        )
+        yield GaugeMetricFamily(
+            "teleoffice_sip_loop_busy_ratio",
+            "Fraction of wall time spent on the CPU, exponentially weighted moving average",
+            value=overload.busy,
+        )
         responses = CounterMetricFamily(
             "teleoffice_sip_responses_sent", "SIP responses sent by status code", labels=["status"]
         )

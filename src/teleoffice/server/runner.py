@@ -28,6 +28,10 @@ log = logging.getLogger("teleoffice.runner")
 # FLUSH_INTERVAL seconds instead of one per REGISTER.  A crash loses at most that
 # window, and phones re-register on their own anyway.
 FLUSH_INTERVAL = 0.2
+# How often the event loop's health is sampled for overload control.  Each
+# sample costs three clock reads; 10 per second makes the EWMAs react within
+# a few hundred milliseconds.
+LOAD_SAMPLE_INTERVAL = 0.1
 
 
 class SipRunner:
@@ -60,6 +64,7 @@ class SipRunner:
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
         self._flush_task: asyncio.Task[None] | None = None
+        self._load_task: asyncio.Task[None] | None = None
         self._stopping = False
 
     @property
@@ -69,12 +74,17 @@ class SipRunner:
     async def start(self) -> None:
         await self.transport.start()
         self._flush_task = asyncio.create_task(self._flush_loop())
+        self._load_task = asyncio.create_task(self._sample_load())
         self._after_input()
 
     async def stop(self) -> None:
         self._stopping = True
         if self._timer is not None:
             self._timer.cancel()
+        if self._load_task is not None:
+            self._load_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._load_task
         if self._flush_task is not None:
             self._flush_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -136,6 +146,26 @@ class SipRunner:
         except Exception:  # one bad timer must not stop every later one
             log.exception("timer handling failed")
         self._after_input()
+
+    async def _sample_load(self) -> None:
+        # The runner measures, the monitor decides.  Lag: how much later than
+        # asked the sleep returned (the loop was busy with other callbacks).
+        # Busy: CPU time over wall time; a UDP flood keeps the loop from ever
+        # resting without making timers late, since asyncio runs due timers
+        # between datagrams (see `server.overload`).  The loop's monotonic clock
+        # measures intervals; the monitor gets the service's clock as `now`.
+        loop = asyncio.get_running_loop()
+        monitor = self.service.overload
+        wall, cpu = loop.time(), time.process_time()
+        while True:
+            await asyncio.sleep(LOAD_SAMPLE_INTERVAL)
+            woke, cpu_now = loop.time(), time.process_time()
+            elapsed = woke - wall
+            now = self.clock()
+            monitor.loop_lag(elapsed - LOAD_SAMPLE_INTERVAL, now)
+            if elapsed > 0:
+                monitor.loop_busy((cpu_now - cpu) / elapsed, now)
+            wall, cpu = woke, cpu_now
 
     async def _flush_loop(self) -> None:
         while True:

@@ -19,6 +19,7 @@ password guessing is dropped without an answer: see `receive`.
 from __future__ import annotations
 
 import logging
+import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -26,6 +27,7 @@ from teleoffice.calls.engine import Caller, Party
 from teleoffice.calls.registrar import Registrar, StoreCommand
 from teleoffice.server.b2bua import B2bua
 from teleoffice.server.guard import AuthGuard
+from teleoffice.server.overload import LoadMonitor
 from teleoffice.server.trunk_registration import TrunkRegistrations
 from teleoffice.sip.builders import make_response, new_tag
 from teleoffice.sip.digest import Algorithm, AuthOutcome, DigestServer
@@ -100,9 +102,15 @@ class SipService:
         transactions: TransactionLayer,
         trunk_registrations: TrunkRegistrations | None = None,
         guard: AuthGuard | None = None,
+        overload: LoadMonitor | None = None,
         server_name: str = SERVER_NAME,
     ) -> None:
         self.guard = guard if guard is not None else AuthGuard()
+        self.overload = (
+            overload
+            if overload is not None
+            else LoadMonitor(transactions=transactions.transaction_count, random=random.random)
+        )
         self.trunk_registrations = trunk_registrations
         self.registrar = registrar
         self.digest = digest
@@ -231,6 +239,24 @@ class SipService:
 
     def _handle_request(self, event: RequestReceived, now: float) -> None:
         key, request, source = event.key, event.request, event.source
+        # Overload control comes first, before the UAS checks, digest and any
+        # store work: a shed request must cost as little as possible.  It runs
+        # after the transaction layer on purpose, so that the refused request's
+        # retransmissions get the same 503 from the transaction without another
+        # decision (see `server.overload` for what is shed and why).
+        admission = self.overload.admit(request.method, request.to.tag is not None, now)
+        if admission.shed:
+            self._respond(
+                key,
+                make_response(
+                    request,
+                    503,
+                    "Overloaded",
+                    headers=[("Retry-After", str(admission.retry_after))],
+                ),
+                now,
+            )
+            return
         error = check_request(request, self.policy)
         if error is not None:
             self._respond(key, error, now)
