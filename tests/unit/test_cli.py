@@ -4,19 +4,15 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import io
-import os
 import re
 import subprocess
 import sys
 import time
 import types
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from argon2 import PasswordHasher
 
 from teleoffice import cli
 from teleoffice.config import Settings
@@ -29,29 +25,12 @@ from teleoffice.store import (
     make_engine,
     session_factory,
 )
-
-
-@dataclass
-class Result:
-    code: int
-    out: str
-    err: str
-
-
-Run = Callable[..., Result]
+from tests.unit.cli_kit import Run, isolate, runner
 
 
 @pytest.fixture(autouse=True)
 def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.chdir(tmp_path)
-    for name in list(os.environ):
-        if name.upper().startswith("TELEOFFICE_"):
-            monkeypatch.delenv(name)
-    # Real argon2id, with parameters that keep the suite fast.
-    monkeypatch.setattr(
-        "teleoffice.store.repos.PasswordHasher",
-        lambda: PasswordHasher(time_cost=1, memory_cost=8, parallelism=1),
-    )
+    isolate(monkeypatch, tmp_path)
 
 
 @pytest.fixture
@@ -61,20 +40,7 @@ def data(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def run(capsys: pytest.CaptureFixture[str], data: Path) -> Run:
-    def run(*argv: str, stdin: str | None = None, data_dir: Path | None = data) -> Result:
-        capsys.readouterr()
-        args = ["--data", str(data_dir), *argv] if data_dir is not None else list(argv)
-        saved = sys.stdin
-        if stdin is not None:
-            sys.stdin = io.StringIO(stdin)
-        try:
-            code = cli.main(args)
-        finally:
-            sys.stdin = saved
-        captured = capsys.readouterr()
-        return Result(code, captured.out, captured.err)
-
-    return run
+    return runner(capsys, data)
 
 
 @pytest.fixture

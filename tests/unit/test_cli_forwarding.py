@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 from alembic import command
-from argon2 import PasswordHasher
 from sqlalchemy import text
 
 from teleoffice import cli
@@ -25,18 +23,12 @@ from teleoffice.store import (
 )
 from teleoffice.store.db import alembic_config
 from teleoffice.store.repos import FORWARD_OFF
+from tests.unit.cli_kit import isolate
 
 
 @pytest.fixture(autouse=True)
 def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.chdir(tmp_path)
-    for name in list(os.environ):
-        if name.upper().startswith("TELEOFFICE_"):
-            monkeypatch.delenv(name)
-    monkeypatch.setattr(
-        "teleoffice.store.repos.PasswordHasher",
-        lambda: PasswordHasher(time_cost=1, memory_cost=8, parallelism=1),
-    )
+    isolate(monkeypatch, tmp_path)
 
 
 def run(capsys: pytest.CaptureFixture[str], tmp_path: Path, *argv: str) -> tuple[int, str, str]:

@@ -3,19 +3,13 @@
 from __future__ import annotations
 
 import hashlib
-import io
-import os
-import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from argon2 import PasswordHasher
 
-from teleoffice import cli
 from teleoffice.store import (
     CallDirection,
     CallLogRepo,
@@ -27,28 +21,12 @@ from teleoffice.store import (
     make_engine,
     session_factory,
 )
-
-
-@dataclass
-class Result:
-    code: int
-    out: str
-    err: str
-
-
-Run = Callable[..., Result]
+from tests.unit.cli_kit import Result, Run, isolate, runner
 
 
 @pytest.fixture(autouse=True)
 def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.chdir(tmp_path)
-    for name in list(os.environ):
-        if name.upper().startswith("TELEOFFICE_"):
-            monkeypatch.delenv(name)
-    monkeypatch.setattr(
-        "teleoffice.store.repos.PasswordHasher",
-        lambda: PasswordHasher(time_cost=1, memory_cost=8, parallelism=1),
-    )
+    isolate(monkeypatch, tmp_path)
 
 
 @pytest.fixture
@@ -58,20 +36,7 @@ def data(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def run(capsys: pytest.CaptureFixture[str], data: Path) -> Run:
-    def run(*argv: str, stdin: str | None = None, with_data: bool = True) -> Result:
-        capsys.readouterr()
-        args = ["--data", str(data), *argv] if with_data else list(argv)
-        saved = sys.stdin
-        if stdin is not None:
-            sys.stdin = io.StringIO(stdin)
-        try:
-            code = cli.main(args)
-        finally:
-            sys.stdin = saved
-        captured = capsys.readouterr()
-        return Result(code, captured.out, captured.err)
-
-    return run
+    return runner(capsys, data)
 
 
 @pytest.fixture
@@ -113,17 +78,17 @@ def ok(result: Result) -> str:
     ],
 )
 def test_help(run: Run, argv: list[str]) -> None:
-    result = run(*argv, with_data=False)
+    result = run(*argv, data_dir=None)
     assert result.code == 0
     assert "usage: teleoffice" in result.out
 
 
 def test_trunk_help_explains_the_password_decision(run: Run) -> None:
-    out = " ".join(run("trunk", "add", "--help", with_data=False).out.split())
+    out = " ".join(run("trunk", "add", "--help", data_dir=None).out.split())
     assert "never in clear" in out
     assert "realm must be the one the provider challenges with" in out
     assert "default: the host name" in out
-    switches = " ".join(run("trunk", "set", "--help", with_data=False).out.split())
+    switches = " ".join(run("trunk", "set", "--help", data_dir=None).out.split())
     for switch in ("--pai", "--no-pai", "--register", "--no-register", "--no-prefix",
                    "--no-outside-number", "--no-credentials", "--register-expires",
                    "--transport", "--outside-number", "--realm"):  # fmt: skip
