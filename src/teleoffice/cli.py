@@ -957,7 +957,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser(
         "serve",
         parents=[common],
-        help="run the PBX: SIP (UDP and TCP) and the web portal",
+        help="run the PBX: SIP (UDP and TCP), media, and HTTP (/healthz, /metrics)",
         description="Run everything in one process. The database is created or upgraded first.",
     )
     serve.add_argument(
@@ -970,7 +970,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--http",
         metavar="HOST:PORT",
         type=parse_hostport,
-        help="address of the web portal and REST API (default: 127.0.0.1:8080)",
+        help=(
+            "HTTP address: /healthz and /metrics today, the web portal and REST API "
+            "later (default: 127.0.0.1:8080)"
+        ),
     )
     serve.add_argument(
         "--demo",
