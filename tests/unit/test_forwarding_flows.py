@@ -66,6 +66,9 @@ def test_forward_always_rings_the_target_with_the_callers_identity() -> None:
     assert requests_to(out, BOB) == []
     invite = one_request(out, CAROL, "INVITE")
     assert invite.from_.display_name == "User 201"
+    [diversion] = invite.addr_list("Diversion")
+    assert str(diversion.uri).startswith("sip:202@")
+    assert diversion.param("reason") == "unconditional"
     carol_answers(net, invite)
     record = last_record(net)
     assert record.callee.number == "202"
@@ -88,7 +91,9 @@ def test_no_answer_cancels_the_phone_and_forwards() -> None:
     net.send(reply(bob_invite, 180, tag="bob1", phone=BOB), BOB)
     out = net.tick(15.5)
     one_request(out, BOB, "CANCEL")
-    carol_answers(net, one_request(out, CAROL, "INVITE"))
+    invite = one_request(out, CAROL, "INVITE")
+    assert [d.param("reason") for d in invite.addr_list("Diversion")] == ["no-answer"]
+    carol_answers(net, invite)
 
 
 def test_a_forwarding_loop_stops() -> None:

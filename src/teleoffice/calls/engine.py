@@ -119,6 +119,22 @@ class ForwardKind(Enum):
     NO_ANSWER = "no-answer"
 
 
+# The diversion reasons of RFC 5806 section 4 for each kind of forward.
+DIVERSION_REASONS = {
+    ForwardKind.ALWAYS: "unconditional",
+    ForwardKind.BUSY: "user-busy",
+    ForwardKind.NO_ANSWER: "no-answer",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Diversion:
+    """One forward the call went through: who forwarded it and why (RFC 5806)."""
+
+    party: Party
+    reason: str
+
+
 # A chain of forwards longer than this is treated as unavailable.  Loops back
 # to a user are caught sooner (see `_forward`); this bounds everything else.
 MAX_FORWARD_HOPS = 5
@@ -195,6 +211,9 @@ class Dial:
     target: DialTarget
     identity: Party  # who the called side sees as calling
     callee: Party
+    # The forwards that led here, oldest first, so the called side can tell
+    # "forwarded from 202" (RFC 5806 Diversion; T5's diversion information).
+    diversions: tuple[Diversion, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -288,6 +307,7 @@ class Call:
     ringing_user: UserView | None = None
     hops: int = 0
     reached: set[str] = field(default_factory=set)  # usernames, for loop detection
+    diversions: tuple[Diversion, ...] = ()
 
     @property
     def id(self) -> str:
@@ -589,7 +609,7 @@ class CallEngine:
         commands: list[Command] = []
         for target in targets:
             branch = self._add_branch(call, target)
-            commands.append(Dial(call.id, branch.id, target, identity, callee))
+            commands.append(Dial(call.id, branch.id, target, identity, callee, call.diversions))
         commands.append(StartTimer(call.id, TimerName.NO_ANSWER, now + user.no_answer_timeout))
         commands.append(CallUpdated(call.record))
         return commands
@@ -661,6 +681,10 @@ class CallEngine:
             return self._refuse_forward(call, number, verdict.reason, now, failure)
         commands: list[Command] = [StopTimer(call.id, TimerName.NO_ANSWER)]
         call.stage += 1
+        call.diversions = (
+            *call.diversions,
+            Diversion(Party(user.extension, user.display_name), DIVERSION_REASONS[kind]),
+        )
         self._note(call, f"forwarded to {number}")
         if isinstance(found, ToUser):
             return commands + self._reach_user(call, found.user, now)
@@ -671,7 +695,9 @@ class CallEngine:
         # outside).
         identity = caller.party if caller.trunk else self._outside_identity(caller, found)
         branch = self._add_branch(call, TrunkTarget(found.trunk.name, found.number))
-        commands.append(Dial(call.id, branch.id, branch.target, identity, Party(found.number)))
+        commands.append(
+            Dial(call.id, branch.id, branch.target, identity, Party(found.number), call.diversions)
+        )
         commands.append(CallUpdated(call.record))
         return commands
 

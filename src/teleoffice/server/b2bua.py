@@ -441,6 +441,15 @@ class B2bua:
         ]
         if trunk is not None and trunk.use_pai:
             headers.append(("P-Asserted-Identity", str(NameAddr(from_.uri, identity.name))))
+        # RFC 5806: the most recent diversion first, each with its reason and a
+        # counter, so phones show "forwarded from" and providers bill correctly.
+        for diversion in reversed(command.diversions):
+            diverted_by = NameAddr(
+                SipUri(host=self.domain, user=diversion.party.number),
+                diversion.party.name,
+                (("reason", diversion.reason), ("counter", "1")),
+            )
+            headers.append(("Diversion", str(diverted_by)))
         max_forwards = call.a_invite.max_forwards
         invite = make_request(
             "INVITE",
