@@ -171,3 +171,28 @@ def test_prune_forgets_what_expired() -> None:
 def test_limits_are_validated(bad: dict[str, float]) -> None:
     with pytest.raises(ValueError, match="must"):
         GuardLimits(**bad)  # type: ignore[arg-type]
+
+
+def test_repeat_offenders_are_blocked_longer_each_time() -> None:
+    guard = AuthGuard(GuardLimits(source_limit=3, window=60.0, block_time=100.0))
+    now = 0.0
+    lengths = []
+    for _ in range(4):
+        for _ in range(3):
+            guard.failure("192.0.2.9", "201", now)
+        assert guard.blocked("192.0.2.9", now)
+        start = now
+        while guard.blocked("192.0.2.9", now):
+            now += 1.0
+        lengths.append(now - start)
+        now += 61.0  # let the failure window empty
+    assert lengths == [100.0, 200.0, 400.0, 800.0]
+    # A day later the slate is clean again.
+    now += 86_400.0
+    guard.prune(now)
+    for _ in range(3):
+        guard.failure("192.0.2.9", "201", now)
+    start = now
+    while guard.blocked("192.0.2.9", now):
+        now += 1.0
+    assert now - start == 100.0

@@ -7,6 +7,10 @@ The rules:
 
 * Per source address: `source_limit` failures within `window` seconds block the
   address for `block_time` seconds.  While blocked, the SIP service ignores it.
+  An address blocked again within a day is blocked twice as long as the time
+  before (up to `max_block_time`): without that, a patient attacker would get
+  `source_limit` guesses every `block_time`, and a 4-digit password would fall
+  within days.
 * Per account: `account_limit` failures within `window` seconds, from any number
   of addresses, put the account "under attack" for `block_time` seconds.  While it
   is, a single further failure for that account blocks the failing address at
@@ -47,6 +51,9 @@ class GuardLimits:
     window: float = 60.0
     block_time: float = 900.0
     max_tracked: int = 10_000
+    max_block_time: float = 86_400.0
+    # How long an address's earlier blocks count against it.
+    offence_memory: float = 86_400.0
 
     def __post_init__(self) -> None:
         if self.source_limit < 1 or self.account_limit < 1:
@@ -131,6 +138,8 @@ class AuthGuard:
         self._attacked: _BoundedMap[float] = _BoundedMap(cap)
         # (account, address) pairs that proved the password -> when they last did
         self._proven: _BoundedMap[float] = _BoundedMap(cap)
+        # address -> (blocks so far, when the last one started), for escalation
+        self._offences: _BoundedMap[tuple[int, float]] = _BoundedMap(cap)
         self.counters = GuardCounters()
 
     # ---- queries ------------------------------------------------------------
@@ -189,9 +198,20 @@ class AuthGuard:
             reason = "account"
         if reason is None or already:
             return Verdict(source_count, account_count, False, None, attacked, started)
-        self._blocked.touch(source_ip, now + limits.block_time)
+        self._blocked.touch(source_ip, now + self._block_time(source_ip, now))
         self.counters.blocks += 1
         return Verdict(source_count, account_count, True, reason, attacked, started)
+
+    def _block_time(self, source_ip: str, now: float) -> float:
+        """This block's length: doubled for each earlier block within the memory."""
+        limits = self.limits
+        previous = self._offences.get(source_ip)
+        count = 1
+        if previous is not None and now - previous[1] < limits.offence_memory:
+            count = previous[0] + 1
+        self._offences.touch(source_ip, (count, now))
+        factor = float(2 ** min(count - 1, 32))
+        return min(limits.block_time * factor, limits.max_block_time)
 
     def success(self, source_ip: str, account: str, now: float) -> None:
         """Record that `source_ip` proved the password of `account`."""
@@ -211,6 +231,9 @@ class AuthGuard:
         horizon = now - self.limits.block_time
         for key in [k for k, at in self._proven.items.items() if at <= horizon]:
             self._proven.pop(key)
+        memory = now - self.limits.offence_memory
+        for key in [k for k, (_, at) in self._offences.items.items() if at <= memory]:
+            self._offences.pop(key)
 
     def _has_proven(self, account: str, source_ip: str, now: float) -> bool:
         # "Recently": within one block time, the horizon over which we remember.
