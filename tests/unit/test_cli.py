@@ -25,22 +25,12 @@ from teleoffice.store import (
     make_engine,
     session_factory,
 )
-from tests.unit.cli_kit import Run, isolate, runner
+from tests.unit.cli_kit import Run, isolate
 
 
 @pytest.fixture(autouse=True)
 def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     isolate(monkeypatch, tmp_path)
-
-
-@pytest.fixture
-def data(tmp_path: Path) -> Path:
-    return tmp_path / "site"
-
-
-@pytest.fixture
-def run(capsys: pytest.CaptureFixture[str], data: Path) -> Run:
-    return runner(capsys, data)
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import sqlite3
 import stat
-from collections.abc import Iterator
 from contextlib import closing
 from dataclasses import replace
 from pathlib import Path
@@ -44,24 +43,6 @@ REALM = "teleoffice"
 def cheap_hasher(time_cost: int = 1) -> PasswordHasher:
     # argon2id all the same, with parameters that keep the suite fast.
     return PasswordHasher(time_cost=time_cost, memory_cost=8, parallelism=1)
-
-
-@pytest.fixture
-def url(tmp_path: Path) -> str:
-    return f"sqlite:///{(tmp_path / 'data' / 'teleoffice.db').as_posix()}"
-
-
-@pytest.fixture
-def engine(url: str) -> Iterator[Engine]:
-    upgrade(url)
-    engine = make_engine(url)
-    yield engine
-    engine.dispose()
-
-
-@pytest.fixture
-def sessions(engine: Engine) -> Sessions:
-    return session_factory(engine)
 
 
 @pytest.fixture

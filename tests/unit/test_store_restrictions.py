@@ -3,9 +3,6 @@ built-in profiles, assignment, deletion rules, and the server's directory."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 from alembic import command
 from argon2 import PasswordHasher
@@ -29,19 +26,6 @@ from teleoffice.store import (
     upgrade,
 )
 from teleoffice.store.db import alembic_config
-
-
-@pytest.fixture
-def url(tmp_path: Path) -> str:
-    return f"sqlite:///{(tmp_path / 'data' / 'teleoffice.db').as_posix()}"
-
-
-@pytest.fixture
-def engine(url: str) -> Iterator[Engine]:
-    upgrade(url)
-    engine = make_engine(url)
-    yield engine
-    engine.dispose()
 
 
 @pytest.fixture

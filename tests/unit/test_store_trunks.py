@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 from alembic import command
@@ -37,24 +35,6 @@ from teleoffice.store import (
 from teleoffice.store.db import alembic_config
 
 T0 = datetime(2025, 3, 1, 9, 30, tzinfo=UTC)
-
-
-@pytest.fixture
-def url(tmp_path: Path) -> str:
-    return f"sqlite:///{(tmp_path / 'data' / 'teleoffice.db').as_posix()}"
-
-
-@pytest.fixture
-def engine(url: str) -> Iterator[Engine]:
-    upgrade(url)
-    engine = make_engine(url)
-    yield engine
-    engine.dispose()
-
-
-@pytest.fixture
-def sessions(engine: Engine) -> Sessions:
-    return session_factory(engine)
 
 
 @pytest.fixture
