@@ -110,9 +110,6 @@ class Registrar:
     def count(self) -> int:
         return self._count
 
-    def all_bindings(self) -> list[Binding]:
-        return [b for per in self._bindings.values() for b in per.values()]
-
     def next_expiry(self) -> float | None:
         heap = self._expiries
         while heap and self._current(*heap[0]) is None:
@@ -244,12 +241,6 @@ class Registrar:
     @staticmethod
     def _fail(request: Request, status: int, reason: str) -> RegisterResult:
         return RegisterResult(make_response(request, status, reason), ())
-
-    def remove_account(self, account: str) -> list[StoreCommand]:
-        per = list(self._bindings.get(account, {}).values())
-        for binding in per:
-            self._drop(binding)
-        return [StoreCommand(CommandKind.DELETE, b) for b in per]
 
 
 def _q_value(contact: NameAddr) -> float | None:

@@ -477,17 +477,6 @@ def parse_uint(text: str, name: str, maximum: int) -> int:
     return int(value)
 
 
-def parse_token_list(values: list[str]) -> list[str]:
-    """Option tags and methods (Require, Supported, Allow ...)."""
-    out = []
-    for v in values:
-        token = v.strip()
-        if not is_token(token):
-            raise ParseError(f"bad token {token[:40]!r}")
-        out.append(token)
-    return out
-
-
 _DATE_RE = re.compile(
     r"(Mon|Tue|Wed|Thu|Fri|Sat|Sun), \d{2} (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) "
     r"\d{4} \d{2}:\d{2}:\d{2} GMT"

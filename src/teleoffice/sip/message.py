@@ -85,9 +85,6 @@ class Headers:
     def add(self, name: str, value: str) -> None:
         self._items.append((canonical_name(name).lower(), canonical_name(name), value))
 
-    def add_first(self, name: str, value: str) -> None:
-        self._items.insert(0, (canonical_name(name).lower(), canonical_name(name), value))
-
     def remove(self, name: str) -> None:
         key = canonical_name(name).lower()
         self._items = [item for item in self._items if item[0] != key]

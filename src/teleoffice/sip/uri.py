@@ -139,10 +139,6 @@ class SipUri:
         value = self.param("transport")
         return value.upper() if value else None
 
-    @property
-    def host_port(self) -> str:
-        return format_host_port(self.host, self.port)
-
     def equivalent(self, other: object) -> bool:
         """URI comparison of RFC 3261 section 19.1.4 (the parts that matter in practice)."""
         if not isinstance(other, SipUri):
