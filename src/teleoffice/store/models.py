@@ -298,3 +298,80 @@ class UserRestriction(Base):
     profile_id: Mapped[int] = mapped_column(
         ForeignKey("restriction_profiles.id", ondelete="RESTRICT"), index=True
     )
+
+
+# ---- telecommuter mode, hot desking, portal sessions (migration 0005) --------------
+
+LOCATION_KIND_LENGTH = 16
+LOGIN_CODE_HASH_LENGTH = 255
+SAVED_NUMBER_LABEL_LENGTH = 64
+TOKEN_HASH_LENGTH = 64
+
+
+class UserLocation(Base):
+    """Where calls to a user ring, when it is not the default (rule T10, T3, T7).
+
+    No row means the default: the user's base phone if they have one, unless
+    another user is logged in on it.  A row is written when the user moves: a
+    hot-desk login (`kind` "phone", `account` the phone account), telecommuter
+    mode (`kind` "telecommuter", `number` as the user would dial it), or
+    logged out (`kind` "logged-out").  One row per user: a user is in one
+    location at a time, and the unique `account` means one user per phone.
+    """
+
+    __tablename__ = "user_locations"
+
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    kind: Mapped[str] = mapped_column(String(LOCATION_KIND_LENGTH))
+    account: Mapped[str | None] = mapped_column(String(NAME_LENGTH), unique=True)
+    number: Mapped[str | None] = mapped_column(String(FORWARD_NUMBER_LENGTH))
+    since: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+
+
+class TelecommuterSettings(Base):
+    """A user's telecommuter permission details (rule T1) and hot-desk login code.
+
+    The permission flag itself is `users.telecommuter_allowed`; the numbers an
+    administrator allows are pattern lines here (empty: any number the user may
+    dial).  The login code is an argon2id hash, like portal passwords.
+    """
+
+    __tablename__ = "user_telecommuter"
+
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    patterns: Mapped[str] = mapped_column(Text, default="")
+    login_code_hash: Mapped[str | None] = mapped_column(String(LOGIN_CODE_HASH_LENGTH))
+
+
+class SavedNumber(Base):
+    """A telecommuter number a user keeps for next time (rule T2)."""
+
+    __tablename__ = "saved_numbers"
+    __table_args__ = (UniqueConstraint("user_id", "number"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    number: Mapped[str] = mapped_column(String(FORWARD_NUMBER_LENGTH))
+    label: Mapped[str] = mapped_column(String(SAVED_NUMBER_LABEL_LENGTH), default="")
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+
+
+class ApiToken(Base):
+    """A portal login session: the SHA-256 of a random bearer token.
+
+    Tokens carry 256 random bits, so a fast hash is enough to make a stolen
+    table useless (argon2 is for guessable secrets); the lookup stays an index
+    hit per request.
+    """
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(TOKEN_HASH_LENGTH), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)
