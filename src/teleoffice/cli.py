@@ -14,8 +14,8 @@ import os
 import secrets
 import sys
 import time
-from collections.abc import Callable, Sequence
-from datetime import timedelta
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime, timedelta
 from functools import cached_property
 from typing import Any
 
@@ -27,6 +27,7 @@ from teleoffice.calls.restrictions import Allowed, check
 from teleoffice.config import ConfigError, Settings, load_or_create_secret, load_settings
 from teleoffice.demo import seed
 from teleoffice.store import db
+from teleoffice.store.locations import LocationKind, LocationRepo, StoredLocation
 from teleoffice.store.repos import (
     DEFAULT_REGISTER_EXPIRES,
     DEFAULT_TRUNK_PORT,
@@ -52,6 +53,12 @@ from teleoffice.store.repos import (
     validate_extension,
     validate_phone_number,
     validate_prefix,
+)
+from teleoffice.store.telecommuter import (
+    SavedNumberRecord,
+    TelecommuterRepo,
+    telecommuter_patterns,
+    validate_login_code,
 )
 
 PROG = "teleoffice"
@@ -107,6 +114,12 @@ class _Context:
 
     def call_log(self) -> CallLogRepo:
         return CallLogRepo(self.sessions())
+
+    def telecommuter_repo(self) -> TelecommuterRepo:
+        return TelecommuterRepo(self.sessions())
+
+    def location_repo(self) -> LocationRepo:
+        return LocationRepo(self.sessions())
 
     def close(self) -> None:
         if self._engine is not None:
@@ -279,7 +292,10 @@ def cmd_user_set(args: argparse.Namespace, ctx: _Context) -> int:
         "forward_no_answer": _forward_change(args.forward_no_answer, args.no_forward_no_answer),
     }
     changes = {k: v for k, v in changes.items() if v is not None}
-    if not changes and args.restriction is None:
+    # Validated before anything is written, so a bad code or pattern changes nothing.
+    login_code = _login_code_change(args)
+    patterns = _telecommuter_patterns_change(args)
+    if not changes and args.restriction is None and login_code is None and patterns is None:
         raise CliError(f"nothing to change for {args.name}; see `{PROG} user set --help`")
     described = []
     if args.restriction is not None:
@@ -289,8 +305,40 @@ def cmd_user_set(args: argparse.Namespace, ctx: _Context) -> int:
     if changes:
         ctx.user_repo().update(args.name, **changes)
     described += [_describe_change(key, value) for key, value in changes.items()]
+    if patterns is not None:
+        ctx.telecommuter_repo().set_patterns(args.name, patterns)
+        described.append(f"telecommuter patterns: {_describe_patterns(patterns)}")
+    if login_code == LOGIN_CODE_OFF:
+        ctx.telecommuter_repo().clear_login_code(args.name)
+        described.append("login code: removed")
+    elif login_code is not None:
+        ctx.telecommuter_repo().set_login_code(args.name, login_code)
+        described.append("login code: set")
     print(f"updated user {args.name}: " + ", ".join(described))
     return EXIT_OK
+
+
+# `_login_code_change` result meaning "remove the code" (a real code is 4+ digits).
+LOGIN_CODE_OFF = ""
+
+
+def _login_code_change(args: argparse.Namespace) -> str | None:
+    if args.no_login_code:
+        return LOGIN_CODE_OFF
+    code = _read_secret(args.login_code, "login code")
+    return None if code is None else validate_login_code(code)
+
+
+def _telecommuter_patterns_change(args: argparse.Namespace) -> tuple[str, ...] | None:
+    if args.no_telecommuter_patterns:
+        return ()
+    if args.telecommuter_pattern is None:
+        return None
+    return telecommuter_patterns(args.telecommuter_pattern)
+
+
+def _describe_patterns(patterns: Sequence[str]) -> str:
+    return ", ".join(patterns) if patterns else "any number the user may dial"
 
 
 def _forward_change(number: str | None, off: bool) -> str | None:
@@ -362,6 +410,8 @@ def cmd_user_list(args: argparse.Namespace, ctx: _Context) -> int:
 def cmd_user_show(args: argparse.Namespace, ctx: _Context) -> int:
     user = ctx.user_repo().get(args.name)
     profile = ctx.restriction_repo().profile_name_for(user.username)
+    telecommuter = ctx.telecommuter_repo().get(user.username)
+    saved = ctx.telecommuter_repo().saved_numbers(user.username)
     settings = [
         ("user", user.username),
         ("extension", user.extension),
@@ -377,11 +427,51 @@ def cmd_user_show(args: argparse.Namespace, ctx: _Context) -> int:
         ("forward on busy", user.forward_busy or "off"),
         ("forward on no answer", user.forward_no_answer or "off"),
         ("restriction profile", profile),
+        ("telecommuter patterns", _describe_patterns(telecommuter.patterns)),
+        ("login code", "set" if telecommuter.has_login_code else "not set"),
+        ("location", _describe_location(user, ctx.location_repo().load_all())),
+        ("saved numbers", _describe_saved(saved)),
     ]
     width = max(len(label) for label, _ in settings)
     for label, value in settings:
         print(f"{label + ':':<{width + 1}} {value}")
     return EXIT_OK
+
+
+def _local_time(when: datetime) -> str:
+    # Local time: this is for the administrator at the terminal.
+    return when.astimezone().strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _describe_location(user: UserRecord, locations: Mapping[str, StoredLocation]) -> str:
+    location = locations.get(user.username)
+    if location is None:
+        # The default; it is only empty when somebody has logged in on the base
+        # phone (rule T7), which the administrator should see.
+        occupant = next(
+            (
+                name
+                for name, other in locations.items()
+                if other.kind is LocationKind.PHONE and other.account == user.extension
+            ),
+            None,
+        )
+        if occupant is not None:
+            return f"base phone (default), but {occupant} is logged in on it: logged out"
+        return "base phone (default)"
+    since = f"since {_local_time(location.since)}"
+    if location.kind is LocationKind.PHONE:
+        whose = " (their base phone)" if location.account == user.extension else ""
+        return f"logged in on phone {location.account}{whose} ({since})"
+    if location.kind is LocationKind.TELECOMMUTER:
+        return f"telecommuter at {location.number} ({since})"
+    return f"logged out ({since})"
+
+
+def _describe_saved(saved: Sequence[SavedNumberRecord]) -> str:
+    if not saved:
+        return "none"
+    return ", ".join(f"{s.number} ({s.label})" if s.label else s.number for s in saved)
 
 
 def cmd_user_del(args: argparse.Namespace, ctx: _Context) -> int:
@@ -896,13 +986,42 @@ def build_parser() -> argparse.ArgumentParser:
             action="store_true",
             help=f"switch --forward-{kind} off",
         )
+    code = change.add_mutually_exclusive_group()
+    code.add_argument(
+        "--login-code",
+        metavar="CODE",
+        help="hot-desk login code, 4 to 12 digits: typed on any phone's keypad to log in "
+        "there as this user ('-' reads it from standard input); stored hashed, never shown",
+    )
+    code.add_argument(
+        "--no-login-code",
+        action="store_true",
+        help="remove the login code: the user can no longer log in on a phone by code",
+    )
+    numbers = change.add_mutually_exclusive_group()
+    numbers.add_argument(
+        "--telecommuter-pattern",
+        metavar="P",
+        action="append",
+        help="a pattern of numbers the user may work from in telecommuter mode "
+        "(e.g. 0[1-9]X. or +4930.); repeat for more; replaces the current list. The "
+        "pattern language of `restriction add`, without =LABEL. The user's dialling "
+        "restrictions apply as well",
+    )
+    numbers.add_argument(
+        "--no-telecommuter-patterns",
+        action="store_true",
+        help="empty the pattern list: any number the user may dial can be a telecommuter number",
+    )
     change.set_defaults(handler=cmd_user_set)
 
     show = user_commands.add_parser(
         "show",
         parents=[common],
         help="show all settings of a user",
-        description="Show every setting of one user, forwarding and do not disturb included.",
+        description="Show every setting of one user: forwarding and do not disturb, "
+        "telecommuter permission and patterns, whether a login code is set (never the "
+        "code), where calls to the user ring now, and their saved numbers.",
     )
     show.add_argument("name", metavar="NAME", help="login name of the user to show")
     show.set_defaults(handler=cmd_user_show)

@@ -22,10 +22,11 @@ def isolate(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     for name in list(os.environ):
         if name.upper().startswith("TELEOFFICE_"):
             monkeypatch.delenv(name)
-    monkeypatch.setattr(
-        "teleoffice.store.repos.PasswordHasher",
-        lambda: PasswordHasher(time_cost=1, memory_cost=8, parallelism=1),
-    )
+    for module in ("teleoffice.store.repos", "teleoffice.store.telecommuter"):
+        monkeypatch.setattr(
+            f"{module}.PasswordHasher",
+            lambda: PasswordHasher(time_cost=1, memory_cost=8, parallelism=1),
+        )
 
 
 @dataclass

@@ -13,6 +13,7 @@ from teleoffice.store.db import (
     session_factory,
     upgrade,
 )
+from teleoffice.store.locations import LocationKind, LocationRepo, StoredLocation
 from teleoffice.store.repos import (
     KEEP,
     AccountRecord,
@@ -39,6 +40,8 @@ from teleoffice.store.repos import (
     UserRecord,
     UserRepo,
 )
+from teleoffice.store.telecommuter import SavedNumberRecord, TelecommuterRecord, TelecommuterRepo
+from teleoffice.store.tokens import TokenRepo
 
 __all__ = [
     "KEEP",
@@ -53,14 +56,21 @@ __all__ = [
     "DidRepo",
     "EndedBy",
     "InvalidInput",
+    "LocationKind",
+    "LocationRepo",
     "NotFound",
     "NotInitialised",
     "RegistrationRepo",
     "RestrictionRecord",
     "RestrictionRepo",
+    "SavedNumberRecord",
     "Sessions",
     "StoreError",
     "StoredBinding",
+    "StoredLocation",
+    "TelecommuterRecord",
+    "TelecommuterRepo",
+    "TokenRepo",
     "TrunkCredentials",
     "TrunkRecord",
     "TrunkRepo",
