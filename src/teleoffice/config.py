@@ -180,6 +180,19 @@ class Settings(BaseSettings):
         le=65535,
         description="Highest UDP port for anchored media.",
     )
+    tone_set: Literal["eu", "na"] = Field(
+        default="eu",
+        description=(
+            "Call progress tones (ringback, busy, call waiting): 'eu' for the European "
+            "425 Hz plan, 'na' for the North American one."
+        ),
+    )
+    portal_token_ttl: float = Field(
+        default=12 * 3600.0,
+        ge=60.0,
+        le=30 * 86400.0,
+        description="Seconds a portal login (API token or browser session) stays valid.",
+    )
     session_interval: float = Field(
         default=1800.0,
         ge=2.0,

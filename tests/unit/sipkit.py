@@ -8,6 +8,7 @@ from dataclasses import replace
 from teleoffice.calls.engine import CallEngine, Party, PhoneTarget
 from teleoffice.calls.registrar import Registrar, RegistrarLimits
 from teleoffice.calls.routing import TrunkView, UserView
+from teleoffice.media.tones import Tone
 from teleoffice.server.b2bua import B2bua, Side, TrunkPeer
 from teleoffice.server.guard import AuthGuard
 from teleoffice.server.sip_service import SipService
@@ -51,12 +52,20 @@ class FakeMedia:
     def __init__(self, base: int) -> None:
         self.base = base
         self.remote: dict[str, tuple[str | None, int | None]] = {}
+        # What each side hears instead of the relay: (tone name, payload type).
+        self.playing: dict[str, tuple[str, int]] = {}
 
     def local_port(self, side: Side) -> int:
         return self.base if side == "a" else self.base + 2
 
     def set_remote(self, side: Side, host: str | None, port: int | None) -> None:
         self.remote[side] = (host, port)
+
+    def play_tone(self, side: Side, tone: Tone, payload_type: int) -> None:
+        self.playing[side] = (tone.name, payload_type)
+
+    def stop_play(self, side: Side) -> None:
+        self.playing.pop(side, None)
 
 
 def make_service(

@@ -63,10 +63,12 @@ forwarded any further: the outside number's busy or failure reaches the caller.
 from __future__ import annotations
 
 import itertools
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from enum import Enum
 
+from teleoffice.calls.locations import Location, LocationKind
 from teleoffice.calls.restrictions import (
     DEFAULT_PROFILE,
     Barred,
@@ -156,6 +158,9 @@ class Caller:
     # False for calls a user places some other way (the portal's click-to-dial):
     # emergency numbers are always allowed from a phone only (rule T11).
     from_phone: bool = True
+    # The phone account the call comes from (hot desking: the phone a feature
+    # code logs a user in on).  None for trunks and calls the PBX places.
+    account: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -268,6 +273,29 @@ class CallUpdated:
     record: CallRecord
 
 
+class FeatureName(Enum):
+    LOG_IN = "log-in"
+    LOG_OUT = "log-out"
+    UNKNOWN = "unknown"  # a star code nobody defined: refused with 404
+
+
+@dataclass(frozen=True, slots=True)
+class Feature:
+    """A feature code dialled from a phone (see FEATURE CODES below).
+
+    Not a call: nothing rings and nothing is logged (a login code must not end
+    up in the call log).  The composition root carries it out, then tells the
+    B2BUA whether it worked, which answers the phone with a confirmation tone or
+    refuses it.
+    """
+
+    call_id: str
+    name: FeatureName
+    account: str
+    extension: str | None = None
+    code: str | None = None
+
+
 Command = (
     Dial
     | Progress
@@ -278,6 +306,7 @@ Command = (
     | StartTimer
     | StopTimer
     | CallUpdated
+    | Feature
 )
 
 
@@ -293,6 +322,16 @@ class Branch:
     # The forwarding stage the branch belongs to: answers of a stage the call
     # has moved past (cancelled for a forward) must not decide its outcome.
     stage: int = 0
+    # The user whose telecommuter line this branch rings (rule T6: one call
+    # through the system at a time on that line).
+    line: str | None = None
+
+
+class OriginPhase(Enum):
+    """Where a call the PBX places for a user stands (rule T4, RFC 3725)."""
+
+    CALLBACK = "callback"  # ringing the user's own line (phone or telecommuter number)
+    PLACING = "placing"  # the user answered; the destination is being called
 
 
 @dataclass
@@ -308,6 +347,11 @@ class Call:
     hops: int = 0
     reached: set[str] = field(default_factory=set)  # usernames, for loop detection
     diversions: tuple[Diversion, ...] = ()
+    # Calls the PBX places for a user (click-to-dial, telecommuter callback):
+    # leg A is the user's line, rung first; None for calls that came in.
+    origin: OriginPhase | None = None
+    a_line: str | None = None  # the telecommuter whose line leg A is
+    a_answered: bool = False
 
     @property
     def id(self) -> str:
@@ -369,6 +413,27 @@ _NO_ANSWER = _Failure(480, "No Answer", "no-answer", "system")
 _UNAVAILABLE = _Failure(480, "Temporarily Unavailable", "unavailable", "system")
 
 Restrictions = Callable[[str], RestrictionProfile]
+Locate = Callable[[UserView], Location]
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """Why a call the portal asked for is not placed; `status` is the HTTP one."""
+
+    status: int
+    code: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class Origination:
+    """A call the portal may place: whom to ring first, and the destination."""
+
+    user: UserView
+    to: str
+    target: DialTarget  # the user's own line
+    callee: Party  # the destination, as the user's phone will show it
+    line: str | None  # the telecommuter whose line is rung, if it is one
 
 
 class CallEngine:
@@ -378,6 +443,7 @@ class CallEngine:
         contacts: Contacts,
         *,
         restrictions: Restrictions | None = None,
+        locate: Locate | None = None,
     ) -> None:
         self.directory = directory
         self.contacts = contacts
@@ -389,6 +455,7 @@ class CallEngine:
             else:
                 restrictions = _default_restrictions
         self.restrictions = restrictions
+        self.locate: Locate = locate or _at_base_phone
         self.calls: dict[str, Call] = {}
         self._branch_ids = itertools.count(1)
 
@@ -398,8 +465,25 @@ class CallEngine:
     # ---- inputs ---------------------------------------------------------------
 
     def new_call(self, *, call_id: str, caller: Caller, dialled: str, now: float) -> list[Command]:
-        found = route(dialled, from_trunk=caller.trunk is not None, directory=self.directory)
-        caller_user = caller.user
+        if caller.account is not None and dialled.startswith(FEATURE_PREFIX):
+            return [_feature(call_id, caller.account, dialled)]
+        call = self._open(call_id, caller, dialled, now)
+        if caller.user is None and caller.trunk is None:
+            # A phone nobody is logged in on (hot desking): emergency numbers
+            # only (rule T11), and the login feature code above.
+            found = route(dialled, from_trunk=False, directory=self.directory)
+            if not (isinstance(found, ToTrunk) and found.number in DEFAULT_PROFILE.emergency):
+                return self._end(
+                    call,
+                    now,
+                    403,
+                    f"Nobody is logged in on this phone (log in with {LOG_IN_CODE})",
+                    outcome="barred",
+                    by="system",
+                )
+        return self._place(call, now)
+
+    def _open(self, call_id: str, caller: Caller, dialled: str, now: float) -> Call:
         record = CallRecord(
             call_id=call_id,
             direction=Direction.INBOUND if caller.trunk else Direction.INTERNAL,
@@ -408,14 +492,20 @@ class CallEngine:
             dialled=dialled,
             route=None,
             trunk=caller.trunk,
-            caller_user=caller_user,
+            caller_user=caller.user,
             callee_user=None,
             state=CallState.CALLING,
             started_at=now,
         )
         call = Call(record, caller)
         self.calls[call_id] = call
-        commands: list[Command] = []
+        return call
+
+    def _place(self, call: Call, now: float) -> list[Command]:
+        """Route the dialled number and ring it (after the callback, for calls the
+        PBX places for a user)."""
+        caller, dialled = call.caller, call.record.dialled
+        found = route(dialled, from_trunk=caller.trunk is not None, directory=self.directory)
         if isinstance(found, Unroutable):
             return self._end(
                 call, now, found.status, found.reason, outcome="not-found", by="system"
@@ -426,7 +516,7 @@ class CallEngine:
                 call.record,
                 callee=Party(user.extension, user.display_name),
                 callee_user=user.username,
-                route=f"extension {user.extension}",
+                route=_joined(call.record.route, f"extension {user.extension}"),
             )
             # The number as dialled (an extension or a DID), which is what an
             # administrator writes patterns for.
@@ -434,13 +524,12 @@ class CallEngine:
             if isinstance(verdict, Barred):
                 return self._bar(call, now, verdict)
             return self._reach_user(call, user, now)
-        assert isinstance(found, ToTrunk)
         identity = self._outside_identity(caller, found)
         call.record = replace(
-            record,
+            call.record,
             direction=Direction.OUTBOUND,
             callee=Party(found.number),
-            route=f"trunk {found.trunk.name}",
+            route=_joined(call.record.route, f"trunk {found.trunk.name}"),
             trunk=found.trunk.name,
         )
         # What leaves the building: the number without the trunk prefix.
@@ -448,13 +537,110 @@ class CallEngine:
         if isinstance(verdict, Barred):
             return self._bar(call, now, verdict)
         branch = self._add_branch(call, TrunkTarget(found.trunk.name, found.number))
-        commands.append(Dial(call_id, branch.id, branch.target, identity, call.record.callee))
-        commands.append(CallUpdated(call.record))
-        return commands
+        return [
+            Dial(call.id, branch.id, branch.target, identity, call.record.callee),
+            CallUpdated(call.record),
+        ]
+
+    # ---- calls the PBX places for a user (rule T4) ---------------------------------
+
+    def prepare_call(self, user: UserView, to: str, now: float) -> Refusal | Origination:
+        """Everything that can refuse `POST /api/calls` before any SIP is sent.
+
+        The restriction check comes first, exactly as if `user` dialled `to` from
+        the desk (T4, T11): a barred number places no call at all, not even the
+        callback.  Then where the user is decides whom to ring first.
+        """
+        found = route(to, from_trunk=False, directory=self.directory)
+        if isinstance(found, Unroutable):
+            return Refusal(422, "unroutable", f"{to!r} cannot be dialled: {found.reason.lower()}")
+        if isinstance(found, ToUser):
+            number = normalize(to) or found.user.extension
+            verdict = self.may_dial(user.username, number, internal=True, from_phone=False)
+            callee = Party(found.user.extension, found.user.display_name)
+        else:
+            verdict = self.may_dial(user.username, found.number, internal=False, from_phone=False)
+            callee = Party(found.number)
+        if isinstance(verdict, Barred):
+            return Refusal(403, "barred", verdict.reason)
+        location = self.locate(user)
+        if location.kind is LocationKind.LOGGED_OUT:
+            return Refusal(
+                409,
+                "logged_out",
+                "You are logged out: log in on a phone or start telecommuter mode first",
+            )
+        if self.line_busy(user.username):
+            return Refusal(409, "line_busy", "Your line is busy with another call")
+        line: str | None = None
+        if location.kind is LocationKind.TELECOMMUTER:
+            assert location.number is not None
+            leg = route(location.number, from_trunk=False, directory=self.directory)
+            if not isinstance(leg, ToTrunk):
+                return Refusal(
+                    409, "unreachable", f"Your telecommuter number {location.number} has no route"
+                )
+            # The callback is a call the user causes: their profile applies to it
+            # as well (T11), in case it changed since the mode started.
+            verdict = self.may_dial(user.username, leg.number, internal=False, from_phone=False)
+            if isinstance(verdict, Barred):
+                return Refusal(403, "barred", verdict.reason)
+            target: DialTarget = TrunkTarget(leg.trunk.name, leg.number)
+            line = user.username
+        else:
+            assert location.account is not None
+            phones = self.contacts(location.account, now)
+            if not phones:
+                return Refusal(
+                    409, "unreachable", f"Your phone {location.account} is not registered"
+                )
+            # One phone, not a fork: the user is at one of them, and a callback
+            # answered by two phones at once would leave one of them talking to
+            # nobody.  The registrar's order puts the freshest registration first.
+            target = phones[0]
+        return Origination(user, to, target, callee, line)
+
+    def originate(self, call_id: str, plan: Origination, now: float) -> list[Command]:
+        """Ring the user first; `on_answer(A_LEG)` then dials the destination."""
+        user = plan.user
+        caller = Caller(
+            Party(user.extension, user.display_name), user=user.username, from_phone=False
+        )
+        call = self._open(call_id, caller, plan.to, now)
+        call.origin = OriginPhase.CALLBACK
+        call.a_line = plan.line
+        where = (
+            f"callback to {plan.target.number}"
+            if isinstance(plan.target, TrunkTarget)
+            else f"click-to-dial from phone {plan.target.account}"
+        )
+        call.record = replace(call.record, callee=plan.callee, route=where)
+        return [
+            # The user's phone shows whom it is about to be connected to (T4).
+            Dial(call_id, A_LEG, plan.target, plan.callee, caller.party),
+            StartTimer(call_id, TimerName.NO_ANSWER, now + user.no_answer_timeout),
+            CallUpdated(call.record),
+        ]
+
+    def line_busy(self, username: str) -> bool:
+        """Whether the user's telecommuter line carries a call (rule T6)."""
+        for call in self.calls.values():
+            if call.a_line == username:
+                return True
+            for branch in call.branches.values():
+                if branch.line == username and branch.state in (
+                    BranchState.TRYING,
+                    BranchState.RINGING,
+                    BranchState.ANSWERED,
+                ):
+                    return True
+        return False
 
     def on_provisional(
         self, call_id: str, branch_id: str, status: int, now: float
     ) -> list[Command]:
+        if branch_id == A_LEG:
+            return []  # the user's own line ringing: nothing to tell anybody
         call, branch = self._branch(call_id, branch_id)
         if call is None or branch is None:
             return []
@@ -470,6 +656,8 @@ class CallEngine:
         return commands
 
     def on_answer(self, call_id: str, branch_id: str, now: float) -> list[Command]:
+        if branch_id == A_LEG:
+            return self._callback_answered(call_id, now)
         call, branch = self._branch(call_id, branch_id)
         if call is None or branch is None:
             return []
@@ -500,6 +688,8 @@ class CallEngine:
         return commands
 
     def on_failure(self, call_id: str, branch_id: str, status: int, now: float) -> list[Command]:
+        if branch_id == A_LEG:
+            return self._callback_failed(call_id, status, now)
         call, branch = self._branch(call_id, branch_id)
         if (
             call is None
@@ -548,12 +738,56 @@ class CallEngine:
             return [Hangup(call_id, A_LEG), *self._finish(call, now, "callee")]
         return []
 
+    def hang_up(self, call_id: str, now: float) -> list[Command]:
+        """End the call from outside SIP (the portal's hang-up, T4): every leg goes."""
+        call = self.calls.get(call_id)
+        if call is None:
+            return []
+        commands: list[Command] = []
+        if call.origin is OriginPhase.CALLBACK and not call.a_answered:
+            commands.append(CancelBranch(call_id, A_LEG))
+        elif call.origin is not None or call.state is CallState.CONNECTED:
+            commands.append(Hangup(call_id, A_LEG))
+        if call.state is CallState.CONNECTED:
+            assert call.connected is not None
+            commands.append(Hangup(call_id, call.connected))
+            return commands + self._finish(call, now, "system")
+        commands += self._cancel_all(call)
+        return commands + self._end(
+            call, now, 487, "Request Terminated", outcome="cancelled", by="system"
+        )
+
+    def _callback_answered(self, call_id: str, now: float) -> list[Command]:
+        call = self.calls.get(call_id)
+        if call is None or call.origin is not OriginPhase.CALLBACK:
+            # Answered after we gave up on it (it crossed our CANCEL): end it.
+            return [Hangup(call_id, A_LEG)]
+        call.origin = OriginPhase.PLACING
+        call.a_answered = True
+        # Only now, after a real answer, is the destination dialled (T4).
+        return [StopTimer(call_id, TimerName.NO_ANSWER), *self._place(call, now)]
+
+    def _callback_failed(self, call_id: str, status: int, now: float) -> list[Command]:
+        call = self.calls.get(call_id)
+        if call is None or call.origin is not OriginPhase.CALLBACK:
+            return []
+        # The user did not take the callback: nothing is dialled onward (T4).
+        self._note(call, "not answered by the user")
+        outcome = "busy" if status in (486, 600) else "no-answer" if status == 408 else "failed"
+        return self._end(call, now, status, "Callback Not Answered", outcome=outcome, by="callee")
+
     def on_timer(self, call_id: str, name: TimerName, now: float) -> list[Command]:
         call = self.calls.get(call_id)
         if call is None or name is not TimerName.NO_ANSWER:
             return []
         if call.state not in (CallState.CALLING, CallState.RINGING):
             return []
+        if call.origin is OriginPhase.CALLBACK:
+            self._note(call, "not answered by the user")
+            ended = self._end(
+                call, now, 480, "Callback Not Answered", outcome="no-answer", by="system"
+            )
+            return [CancelBranch(call_id, A_LEG), *ended]
         commands = self._cancel_all(call)
         user = call.ringing_user
         if user is None:
@@ -597,7 +831,15 @@ class CallEngine:
         if user.dnd:
             self._note(call, "do not disturb")
             return self._unavailable_treatment(call, user, ForwardKind.BUSY, now, _BUSY)
-        targets = self.contacts(user.extension, now)
+        location = self.locate(user)
+        if location.kind is LocationKind.LOGGED_OUT:
+            # T7: a logged-out user is treated as busy (voicemail, else busy).
+            self._note(call, "logged out")
+            return self._unavailable_treatment(call, user, ForwardKind.BUSY, now, _BUSY)
+        if location.kind is LocationKind.TELECOMMUTER:
+            return self._reach_telecommuter(call, user, location, now)
+        assert location.account is not None
+        targets = self.contacts(location.account, now)
         if not targets:
             return self._unavailable_treatment(call, user, ForwardKind.NO_ANSWER, now, _UNAVAILABLE)
         call.ringing_user = user
@@ -613,6 +855,44 @@ class CallEngine:
         commands.append(StartTimer(call.id, TimerName.NO_ANSWER, now + user.no_answer_timeout))
         commands.append(CallUpdated(call.record))
         return commands
+
+    def _reach_telecommuter(
+        self, call: Call, user: UserView, location: Location, now: float
+    ) -> list[Command]:
+        """The call follows the user to their telecommuter number (T5, T6)."""
+        assert location.number is not None
+        if self.line_busy(user.username):
+            # One line: a second call gets busy treatment (call waiting offers
+            # it instead when the user has it on; see `features.waiting`).
+            self._note(call, "telecommuter line busy")
+            return self._unavailable_treatment(call, user, ForwardKind.BUSY, now, _BUSY)
+        found = route(location.number, from_trunk=False, directory=self.directory)
+        if not isinstance(found, ToTrunk):
+            self._note(call, f"telecommuter number {location.number} has no route")
+            return self._unavailable_treatment(call, user, ForwardKind.BUSY, now, _BUSY)
+        call.ringing_user = user
+        self._note(call, f"telecommuter {location.number}")
+        # The remote phone sees the original caller; the diversion says the
+        # call was for this user (RFC 5806 "follow-me"), so the user can tell a
+        # company call from a private one.
+        diversions = (
+            *call.diversions,
+            Diversion(Party(user.extension, user.display_name), "follow-me"),
+        )
+        branch = self._add_branch(call, TrunkTarget(found.trunk.name, found.number))
+        branch.line = user.username
+        return [
+            Dial(
+                call.id,
+                branch.id,
+                branch.target,
+                call.caller.party,
+                Party(user.extension, user.display_name),
+                diversions,
+            ),
+            StartTimer(call.id, TimerName.NO_ANSWER, now + user.no_answer_timeout),
+            CallUpdated(call.record),
+        ]
 
     def _stage_failed(self, call: Call, now: float, status: int) -> list[Command]:
         """Every branch of the current stage failed; `status` is the best of them."""
@@ -709,7 +989,7 @@ class CallEngine:
 
     @staticmethod
     def _note(call: Call, text: str) -> None:
-        call.record = replace(call.record, route=f"{call.record.route}, {text}")
+        call.record = replace(call.record, route=_joined(call.record.route, text))
 
     def _fail(self, call: Call, now: float, failure: _Failure) -> list[Command]:
         return self._end(
@@ -779,3 +1059,40 @@ class CallEngine:
 
 def _default_restrictions(username: str) -> RestrictionProfile:
     return DEFAULT_PROFILE
+
+
+def _at_base_phone(user: UserView) -> Location:
+    # Without hot desking wired in, everybody is on the phone account named by
+    # their extension (what `teleoffice user add` creates).
+    return Location(LocationKind.PHONE, account=user.extension)
+
+
+def _joined(route: str | None, text: str) -> str:
+    return text if not route else f"{route}, {text}"
+
+
+# ---- feature codes ------------------------------------------------------------------
+#
+# In the style of classic PBXs (star codes; the digits follow without a
+# separator, a '*' separates two arguments, since '#' needs escaping in a SIP
+# URI and many phones use it as "dial now"):
+#
+#   *11<extension>*<login code>   log in on this phone as that user (hot desking, T10)
+#   *12                           log out of this phone
+#
+# Codes are only recognised from a phone (never from a trunk), and never reach
+# the call log: the login code is a secret.
+
+FEATURE_PREFIX = "*"
+LOG_IN_CODE = "*11"
+LOG_OUT_CODE = "*12"
+_LOG_IN_RE = re.compile(r"\*11([0-9]{1,8})\*([0-9]{1,16})")
+
+
+def _feature(call_id: str, account: str, dialled: str) -> Feature:
+    match = _LOG_IN_RE.fullmatch(dialled)
+    if match is not None:
+        return Feature(call_id, FeatureName.LOG_IN, account, match.group(1), match.group(2))
+    if dialled == LOG_OUT_CODE:
+        return Feature(call_id, FeatureName.LOG_OUT, account)
+    return Feature(call_id, FeatureName.UNKNOWN, account)

@@ -64,6 +64,7 @@ from teleoffice.media.playout import Playout
 from teleoffice.media.ports import PortPool, bind_udp
 from teleoffice.media.rtp import RtpError, parse_rtp
 from teleoffice.media.sources import FRAME_MS, FrameSource
+from teleoffice.media.tones import Tone, ToneSource
 from teleoffice.media.wavfile import WavWriter
 
 __all__ = ["SIDES", "MediaSession", "MediaStats", "Side"]
@@ -465,6 +466,10 @@ class MediaSession:
                 on_done()
             except Exception:
                 log.exception("on_done callback of a play on side %s failed", leg.side)
+
+    def play_tone(self, side: Side, tone: Tone, payload_type: int) -> None:
+        """Play a call progress tone to a side until `stop_play` (or its end)."""
+        self.play(side, ToneSource(tone), payload_type=payload_type)
 
     def stop_play(self, side: Side) -> None:
         """Stop what is playing to this side (if anything) and resume the relay to it."""

@@ -14,7 +14,8 @@ lists what each country uses):
     ringback 440+480 Hz 2 s on, 4 s off; busy 480+620 Hz 0.5/0.5 s; congestion
     (reorder) 480+620 Hz 0.25/0.25 s; call waiting 440 Hz for 0.3 s every 10 s.
 
-Both have the voicemail beep, 1000 Hz for 0.25 s, played once.  Levels are per
+Both have the voicemail beep, 1000 Hz for 0.25 s, played once, and the
+confirmation of a feature code, three 0.1 s pips at 1400 Hz.  Levels are per
 frequency: -10 dBm0 in the European set, the plan's own (-13 to -24 dBm0) in the
 North American one.
 
@@ -114,6 +115,11 @@ class ToneSet:
     congestion: Tone
     call_waiting: Tone
     beep: Tone = field(default=Tone("beep", (1000,), (0.25,), repeat=False))
+    # A feature code worked: three short 1400 Hz pips (no national plan defines
+    # one for this; a short, high pattern is what PBXs commonly play).
+    confirm: Tone = field(
+        default=Tone("confirm", (1400,), (0.1, 0.1, 0.1, 0.1, 0.1, 0.1), repeat=False)
+    )
 
     @staticmethod
     def named(name: str = "eu") -> ToneSet:

@@ -30,7 +30,10 @@ from teleoffice.calls.engine import (
     Command,
     Connect,
     Dial,
+    Feature,
     Hangup,
+    Origination,
+    Party,
     PhoneTarget,
     Progress,
     Reject,
@@ -39,6 +42,7 @@ from teleoffice.calls.engine import (
     TimerName,
     TrunkTarget,
 )
+from teleoffice.media.tones import Tone, ToneSet
 from teleoffice.sip.builders import (
     make_cancel,
     make_request,
@@ -52,7 +56,15 @@ from teleoffice.sip.digest import DigestError
 from teleoffice.sip.errors import LocalProtocolError, ParseError, RemoteProtocolError
 from teleoffice.sip.headers import NameAddr, Via
 from teleoffice.sip.message import Request, Response
-from teleoffice.sip.sdp import SdpError, SessionDescription, parse_sdp, with_connection
+from teleoffice.sip.sdp import (
+    Codec,
+    SdpError,
+    SessionDescription,
+    build_answer,
+    build_offer,
+    parse_sdp,
+    with_connection,
+)
 from teleoffice.sip.transaction import Address, TransactionLayer, TxKey
 from teleoffice.sip.uri import SipUri, parse_uri
 
@@ -72,6 +84,10 @@ class MediaHandle(Protocol):
     def local_port(self, side: Side) -> int: ...
 
     def set_remote(self, side: Side, host: str | None, port: int | None) -> None: ...
+
+    def play_tone(self, side: Side, tone: Tone, payload_type: int) -> None: ...
+
+    def stop_play(self, side: Side) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,20 +127,37 @@ class Leg:
 
 @dataclass
 class CallLegs:
+    """The SIP side of one call.
+
+    For a call that came in, leg A is the caller and we are its UAS (`a_key`,
+    `a_invite` and `a_offer` are its INVITE).  For a call the PBX places for a
+    user (`origin`: click-to-dial, telecommuter callback; RFC 3725 with media
+    anchored here), leg A is the user's line and we are its UAC: it gets our own
+    offer, and its answer becomes the offer the destination sees, so both legs
+    end up with the same codec and the relay needs no transcoding.
+    """
+
     call_id: str
     a: Leg
-    a_key: TxKey
-    a_invite: Request
+    a_key: TxKey | None
+    a_invite: Request | None
     a_tag: str
-    a_offer: SessionDescription
+    a_offer: SessionDescription | None
     caller: Caller
     dialled: str
+    origin: Origination | None = None
     media: MediaHandle | None = None
     branches: dict[str, Leg] = field(default_factory=dict)
     a_answer: bytes = b""  # the SDP answer A got (a 183 and the 200 must agree)
     connected: str | None = None  # the branch that answered
-    answered: bool = False  # a final response went to A
+    answered: bool = False  # a final response went to A (or A answered us)
     ended: bool = False
+    media_playing: bool = False  # ringback is playing to A
+    # After the call ended, leg A still hears a tone (busy after a failed
+    # destination, the confirmation of a feature code) until a timer hangs up.
+    lingering: bool = False
+    feature_pending: bool = False
+    a_payload: int = 0  # the payload type of A's audio, for tones played to it
 
 
 @dataclass
@@ -141,6 +174,19 @@ class _Relay:
     ack: tuple[Request, Address] | None = None
     answered: bool = False
 
+
+# What we offer a user's line for a call we place: both G.711 laws (every
+# phone and provider has one) and RFC 4733 events for DTMF.
+PCMU_PT, PCMA_PT = 0, 8
+OUR_CODECS = (
+    Codec(name="PCMU", clock_rate=8000, payload_type=PCMU_PT),
+    Codec(name="PCMA", clock_rate=8000, payload_type=PCMA_PT),
+    Codec(name="telephone-event", clock_rate=8000, payload_type=101),
+)
+# How long the user hears busy or congestion after a failed call we placed,
+# and the confirmation of a feature code, before we hang up.
+FAILURE_TONE_SECONDS = 8.0
+FEATURE_TONE_SECONDS = 1.5
 
 # Keepalive interval of established legs.  We refresh sessions ourselves (re-INVITE
 # with the SDP we last sent, RFC 4028 section 10) so a leg that vanished without
@@ -160,8 +206,14 @@ class B2bua:
         trunks: Callable[[str], TrunkPeer | None],
         session_interval: float = DEFAULT_SESSION_INTERVAL,
         server_name: str = "teleoffice",
+        tones: ToneSet | None = None,
+        on_record: Callable[[CallRecord], None] | None = None,
     ) -> None:
         self.engine = engine
+        self.tones = tones or ToneSet.named()
+        # Told of every change of every call as it happens (the portal's live
+        # view); the call log gets the same records in batches (`take_records`).
+        self.on_record = on_record
         self.tx = transactions
         self.local = local
         self.domain = domain
@@ -186,6 +238,7 @@ class B2bua:
         self._media_requests: list[str] = []
         self._media_releases: list[MediaHandle] = []
         self._records: list[CallRecord] = []
+        self._features: list[Feature] = []
         self._ids = itertools.count(1)
 
     # ---- outputs for the runner ------------------------------------------------------
@@ -200,6 +253,11 @@ class B2bua:
 
     def take_records(self) -> list[CallRecord]:
         out, self._records = self._records, []
+        return out
+
+    def take_features(self) -> list[Feature]:
+        """Feature codes dialled since the last call; answer each with `feature_done`."""
+        out, self._features = self._features, []
         return out
 
     def next_timer(self) -> float | None:
@@ -227,7 +285,7 @@ class B2bua:
             # offer early, so this is refused clearly rather than half-done.
             self._respond(key, make_response(invite, 488, "Offer Required In INVITE"), now)
             return
-        call_id = f"c{next(self._ids)}-{new_tag()[:8]}"
+        call_id = self._new_call_id()
         uri = invite.uri
         dialled = uri.user if isinstance(uri, SipUri) and uri.user else ""
         a_tag = new_tag()
@@ -245,12 +303,52 @@ class B2bua:
         self._a_keys[key] = call_id
         self._media_requests.append(call_id)
 
+    def originate(self, plan: Origination, now: float) -> str:
+        """Place a call for a user (T4): ring their line, then the destination.
+
+        `plan` comes from `CallEngine.prepare_call`, which has already refused
+        whatever must be refused; the call id is returned at once and the call
+        proceeds once its media session is open.
+        """
+        call_id = self._new_call_id()
+        nowhere = Address("UDP", "0.0.0.0", 0)  # noqa: S104 - set when leg A is dialled
+        call = CallLegs(
+            call_id=call_id,
+            a=Leg(A_LEG, nowhere),
+            a_key=None,
+            a_invite=None,
+            a_tag=new_tag(),
+            a_offer=None,
+            caller=Caller(Party(plan.user.extension, plan.user.display_name), plan.user.username),
+            dialled=plan.to,
+            origin=plan,
+        )
+        self.calls[call_id] = call
+        self._media_requests.append(call_id)
+        return call_id
+
+    def hang_up(self, call_id: str, now: float) -> bool:
+        """End a call from outside SIP (the portal); False if there is no such call."""
+        call = self.calls.get(call_id)
+        if call is None:
+            return False
+        if call.lingering or call.feature_pending or call.media is None:
+            self._send_bye(call, A_LEG, now)
+            self._finish(call)
+            return True
+        self._run(self.engine.hang_up(call_id, now), now)
+        return True
+
     def media_ready(self, call_id: str, media: MediaHandle, now: float) -> None:
         call = self.calls.get(call_id)
         if call is None or call.ended:
             self._media_releases.append(media)
             return
         call.media = media
+        if call.origin is not None:
+            self._run(self.engine.originate(call_id, call.origin, now), now)
+            return
+        assert call.a_offer is not None
         media.set_remote("a", *_media_address(call.a_offer))
         self._run(
             self.engine.new_call(
@@ -263,8 +361,51 @@ class B2bua:
         call = self.calls.get(call_id)
         if call is None:
             return
-        self._respond(call.a_key, make_response(call.a_invite, 503, "No Media Ports"), now)
+        if call.a_key is not None and call.a_invite is not None:
+            self._respond(call.a_key, make_response(call.a_invite, 503, "No Media Ports"), now)
+        else:
+            log.warning("call %s: no media ports, the call is not placed", call_id)
         self._forget(call)
+
+    def feature_done(self, call_id: str, ok: bool, status: int, reason: str, now: float) -> None:
+        """The outcome of a feature code: a confirmation tone, or a refusal."""
+        call = self.calls.get(call_id)
+        if call is None or not call.feature_pending:
+            return
+        call.feature_pending = False
+        if not ok:
+            self._final_to_a(call, status, reason, now)
+            self._finish(call)
+            return
+        assert call.a_offer is not None
+        assert call.media is not None
+        try:
+            answer = build_answer(
+                call.a_offer,
+                address=self.media_host,
+                port=call.media.local_port("a"),
+                supported=OUR_CODECS,
+                session_id=int(now),
+                session_version=1,
+            )
+        except SdpError:
+            self._final_to_a(call, 488, "Not Acceptable Here", now)
+            self._finish(call)
+            return
+        payload = _audio_payload(answer)
+        if payload is None:
+            self._final_to_a(call, 488, "Not Acceptable Here", now)
+            self._finish(call)
+            return
+        self._answer_a(call, answer.to_bytes(), now)
+        call.a_payload = payload
+        call.ended = call.lingering = True
+        call.media.set_remote("a", *_media_address(call.a_offer))
+        call.media.play_tone("a", self.tones.confirm, payload)
+        self._push_timer(now + FEATURE_TONE_SECONDS, call.call_id, "linger")
+
+    def _new_call_id(self) -> str:
+        return f"c{next(self._ids)}-{new_tag()[:8]}"
 
     # ---- incoming requests ---------------------------------------------------------------
 
@@ -274,10 +415,10 @@ class B2bua:
             self._respond(key, make_response(request, 481), now)
             return
         self._respond(key, make_response(request, 200), now)
-        if call_id in self.calls and self.calls[call_id].media is None:
-            call = self.calls[call_id]
+        call = self.calls.get(call_id)
+        if call is not None and (call.media is None or call.feature_pending):
             self._final_to_a(call, 487, "Request Terminated", now)
-            self._forget(call)
+            self._finish(call)
             return
         self._run(self.engine.on_cancel(call_id, now), now)
 
@@ -299,6 +440,11 @@ class B2bua:
         method = request.method
         if method == "BYE":
             self._respond(key, make_response(request, 200), now)
+            if call.lingering:
+                # The engine is done with this call; only a tone was left.
+                dialog.state = DialogState.TERMINATED
+                self._finish(call)
+                return True
             self._run(self.engine.on_hangup(call.call_id, leg_name, now), now)
         elif method in ("INVITE", "UPDATE", "INFO"):
             self._relay(call, leg_name, key, request, now)
@@ -365,6 +511,9 @@ class B2bua:
             call = self.calls.get(call_id)
             if name == TimerName.NO_ANSWER.value:
                 self._run(self.engine.on_timer(call_id, TimerName.NO_ANSWER, now), now)
+            elif name == "linger" and call is not None:
+                self._send_bye(call, A_LEG, now)
+                self._finish(call)
             elif name.startswith("refresh:") and call is not None:
                 self._refresh(call, name.split(":", 1)[1], now)
 
@@ -382,11 +531,18 @@ class B2bua:
             )
             if isinstance(command, CallUpdated):
                 self._records.append(command.record)
+                if self.on_record is not None:
+                    self.on_record(command.record)
                 if command.record.ended_at is not None and call is not None:
                     call.ended = True
-                    self._finish(call)
+                    if not call.lingering:
+                        self._finish(call)
                 continue
             if call is None:
+                continue
+            if isinstance(command, Feature):
+                call.feature_pending = True
+                self._features.append(command)
                 continue
             if isinstance(command, Dial):
                 self._dial(call, command, now)
@@ -431,9 +587,16 @@ class B2bua:
         from_ = NameAddr(
             SipUri(host=self.domain, user=identity.number), identity.name, (("tag", new_tag()),)
         )
-        leg = Leg(command.branch, peer, trunk=trunk)
-        call.branches[command.branch] = leg
-        body = self._sdp_for(call, leg, call.a_offer, "b")
+        if command.branch == A_LEG:
+            # The user's own line, rung first for a call the PBX places.
+            leg = call.a
+            leg.peer, leg.trunk = peer, trunk
+            body = self._own_offer(call, leg)
+        else:
+            leg = Leg(command.branch, peer, trunk=trunk)
+            call.branches[command.branch] = leg
+            assert call.a_offer is not None
+            body = self._sdp_for(call, leg, call.a_offer, "b")
         headers = [
             ("Allow", ALLOW),
             ("Supported", "timer"),
@@ -450,7 +613,7 @@ class B2bua:
                 (("reason", diversion.reason), ("counter", "1")),
             )
             headers.append(("Diversion", str(diverted_by)))
-        max_forwards = call.a_invite.max_forwards
+        max_forwards = call.a_invite.max_forwards if call.a_invite is not None else None
         invite = make_request(
             "INVITE",
             request_uri,
@@ -492,6 +655,9 @@ class B2bua:
         call_id = call.call_id
         if status == 100:
             return
+        if leg.name == A_LEG:
+            self._callback_response(call, leg, response, now)
+            return
         if status < 200:
             early = self._sdp_of(response)
             if early is not None:
@@ -523,6 +689,40 @@ class B2bua:
         if challenged and self._retry_with_auth(call, leg, response, now):
             return
         self._run(self.engine.on_failure(call_id, leg.name, status, now), now)
+
+    def _callback_response(self, call: CallLegs, leg: Leg, response: Response, now: float) -> None:
+        """A final (or early) answer of the user's own line, for a call we place."""
+        status, call_id = response.status, call.call_id
+        if status < 200:
+            self._run(self.engine.on_provisional(call_id, A_LEG, status, now), now)
+            return
+        if status >= 300:
+            challenged = status in (401, 407) and leg.trunk is not None and not leg.auth_tried
+            if challenged and self._retry_with_auth(call, leg, response, now):
+                return
+            self._run(self.engine.on_failure(call_id, A_LEG, status, now), now)
+            return
+        if leg.dialog is not None:
+            self._send_ack(leg)  # a retransmitted 2xx
+            return
+        if not self._open_uac_dialog(call_id, leg, response):
+            self._run(self.engine.on_failure(call_id, A_LEG, 502, now), now)
+            return
+        answer = self._sdp_of(response)
+        payload = _audio_payload(answer) if answer is not None else None
+        if answer is None or payload is None:
+            self._send_bye(call, A_LEG, now)
+            self._run(self.engine.on_failure(call_id, A_LEG, 488, now), now)
+            return
+        leg.answer = answer
+        # What the user's line chose is all the destination is offered.
+        call.a_offer = answer
+        call.a_payload = payload
+        call.answered = True
+        if call.media is not None:
+            call.media.set_remote("a", *_media_address(answer))
+        self._push_timer(now + self.session_interval / 2, call_id, f"refresh:{A_LEG}")
+        self._run(self.engine.on_answer(call_id, A_LEG, now), now)
 
     def _open_uac_dialog(self, call_id: str, leg: Leg, response: Response) -> bool:
         """Create the dialog of a 2xx and ACK it (the ACK is ours to send, not the
@@ -584,8 +784,20 @@ class B2bua:
         return True
 
     def _progress(self, call: CallLegs, command: Progress, now: float) -> None:
+        if call.origin is not None:
+            # The user is already on the line: they hear our ringback, or the
+            # destination's early media when it sends some.
+            if call.media is not None:
+                if command.status == 183:
+                    call.media.stop_play("a")
+                elif not call.media_playing:
+                    call.media.play_tone("a", self.tones.ringback, call.a_payload)
+                    call.media_playing = True
+            return
         if call.answered:
             return
+        assert call.a_key is not None
+        assert call.a_invite is not None
         # Early media: the branch's SDP is wired into the media session and the
         # caller gets our side of it.
         body = call.a_answer if command.status == 183 else b""
@@ -601,13 +813,28 @@ class B2bua:
 
     def _connect(self, call: CallLegs, branch: str, now: float) -> None:
         winner = call.branches[branch]
+        call.connected = branch
+        self._push_timer(now + self.session_interval / 2, call.call_id, f"refresh:{branch}")
+        if call.origin is not None:
+            # Leg A is connected already (it answered the callback): the tone
+            # stops and the relay joins the two.
+            if call.media is not None:
+                call.media.stop_play("a")
+                call.media_playing = False
+                if winner.answer is not None:
+                    call.media.set_remote("b", *_media_address(winner.answer))
+            return
         # Only now, when this branch has won, does media go to it.
         if winner.answer is not None:
             if call.media is not None:
                 call.media.set_remote("b", *_media_address(winner.answer))
             call.a_answer = self._sdp_for(call, call.a, winner.answer, "a")
-        call.connected = branch
-        body = call.a_answer
+        self._answer_a(call, call.a_answer, now)
+
+    def _answer_a(self, call: CallLegs, body: bytes, now: float) -> None:
+        """200 to the caller's INVITE, and the dialog it makes."""
+        assert call.a_key is not None
+        assert call.a_invite is not None
         response = make_response(
             call.a_invite,
             200,
@@ -628,17 +855,28 @@ class B2bua:
         self.dialogs.add(dialog)
         self._dialog_owner[dialog.id] = (call.call_id, A_LEG)
         self._push_timer(now + self.session_interval / 2, call.call_id, f"refresh:{A_LEG}")
-        self._push_timer(now + self.session_interval / 2, call.call_id, f"refresh:{branch}")
 
     def _final_to_a(self, call: CallLegs, status: int, reason: str, now: float) -> None:
+        if call.origin is not None:
+            # A call we placed failed after the user answered: they hear busy
+            # (or congestion for any other failure) for a while, as on a desk
+            # phone, and the portal shows why (T4).
+            if call.answered and call.media is not None and not call.lingering:
+                tone = self.tones.busy if status in (486, 600) else self.tones.congestion
+                call.media.play_tone("a", tone, call.a_payload)
+                call.lingering = True
+                self._push_timer(now + FAILURE_TONE_SECONDS, call.call_id, "linger")
+            return
         if call.answered:
             return
+        assert call.a_key is not None
+        assert call.a_invite is not None
         call.answered = True
         response = make_response(call.a_invite, status, reason, to_tag=call.a_tag)
         self._respond(call.a_key, response, now)
 
     def _cancel_branch(self, call: CallLegs, branch: str, now: float) -> None:
-        leg = call.branches.get(branch)
+        leg = call.a if branch == A_LEG else call.branches.get(branch)
         if leg is None or leg.invite is None:
             return
         if leg.got_provisional:
@@ -832,7 +1070,8 @@ class B2bua:
 
     def _forget(self, call: CallLegs) -> None:
         self.calls.pop(call.call_id, None)
-        self._a_keys.pop(call.a_key, None)
+        if call.a_key is not None:
+            self._a_keys.pop(call.a_key, None)
         for leg in (call.a, *call.branches.values()):
             if leg.dialog is not None:
                 self.dialogs.remove(leg.dialog)
@@ -879,6 +1118,21 @@ class B2bua:
         except SdpError:
             return None
 
+    def _own_offer(self, call: CallLegs, leg: Leg) -> bytes:
+        """Our offer to the user's line (media side A) for a call we place."""
+        port = call.media.local_port("a") if call.media is not None else 9
+        leg.sdp_version += 1
+        offer = build_offer(
+            address=self.media_host,
+            port=port,
+            codecs=OUR_CODECS,
+            session_id=leg.sdp_version * 1000 + port,
+            session_version=leg.sdp_version,
+        )
+        data = offer.to_bytes()
+        leg.sent_sdp = data
+        return data
+
     def _sdp_for(self, call: CallLegs, leg: Leg, sdp: SessionDescription, side: Side) -> bytes:
         """`sdp` as `leg` must see it: media at our port for that side of the call."""
         if call.media is None:
@@ -890,6 +1144,18 @@ class B2bua:
         data = rewritten.to_bytes()
         leg.sent_sdp = data
         return data
+
+
+def _audio_payload(sdp: SessionDescription) -> int | None:
+    """The G.711 payload type the first audio stream uses (tones are played in
+    it), or None when it has neither PCMU nor PCMA."""
+    for media in sdp.media:
+        if media.media != "audio" or media.port == 0:
+            continue
+        for codec in media.codecs():
+            if codec.payload_type in (PCMU_PT, PCMA_PT):
+                return codec.payload_type
+    return None
 
 
 def _media_address(sdp: SessionDescription) -> tuple[str | None, int | None]:

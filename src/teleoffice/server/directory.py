@@ -129,6 +129,33 @@ class Directory:
         # The built-in default if the table lost its row: never unrestricted.
         return found or DEFAULT_PROFILE
 
+    # ---- users and their phones (locations, the portal) ---------------------------------
+
+    def user(self, username: str) -> UserRecord | None:
+        return self._fresh().users_by_name.get(username)
+
+    def user_view(self, username: str) -> UserView | None:
+        user = self._fresh().users_by_name.get(username)
+        return None if user is None else _view(user)
+
+    def base_account(self, username: str) -> str | None:
+        """The user's own phone account: the one named by their extension (what
+        `teleoffice user add` creates), else any account they own."""
+        snap = self._fresh()
+        user = snap.users_by_name.get(username)
+        if user is None:
+            return None
+        if snap.account_owner.get(user.extension) == username:
+            return user.extension
+        owned = sorted(a for a, owner in snap.account_owner.items() if owner == username)
+        return owned[0] if owned else None
+
+    def account_owner(self, account: str) -> str | None:
+        return self._fresh().account_owner.get(account)
+
+    def has_account(self, account: str) -> bool:
+        return account in self._fresh().account_owner
+
     # ---- the SIP service -------------------------------------------------------------
 
     def account_identity(self, account: str) -> tuple[Party, str] | None:

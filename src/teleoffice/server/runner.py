@@ -11,10 +11,10 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
-from typing import cast
+from collections.abc import Callable, Coroutine
+from typing import Any, cast
 
-from teleoffice.calls.engine import CallRecord
+from teleoffice.calls.engine import CallRecord, Feature
 from teleoffice.calls.registrar import StoreCommand
 from teleoffice.media.engine import MediaEngine
 from teleoffice.media.session import MediaSession
@@ -47,7 +47,9 @@ class SipRunner:
         max_message_size: int = 65535,
         tcp_idle_timeout: float = 600.0,
         clock: Callable[[], float] = time.time,
+        on_feature: Callable[[Feature], Coroutine[Any, Any, None]] | None = None,
     ) -> None:
+        self.on_feature = on_feature
         self.service = service
         self.persist = persist
         self.media = media
@@ -108,12 +110,23 @@ class SipRunner:
             task = asyncio.create_task(self._open_media(call_id))
             self._media_tasks.add(task)
             task.add_done_callback(self._media_tasks.discard)
+        for feature in b2bua.take_features():
+            if self.on_feature is None:
+                b2bua.feature_done(feature.call_id, False, 404, "No Feature Codes", self.clock())
+                continue
+            task = asyncio.create_task(self.on_feature(feature))
+            self._media_tasks.add(task)
+            task.add_done_callback(self._media_tasks.discard)
         for session in b2bua.take_media_releases():
             # The B2BUA only ever holds sessions this engine opened.
             self.media.release(cast(MediaSession, session))
         for data, destination in self.service.outgoing():
             self.transport.send(data, destination)
         self._arm_timer()
+
+    def poke(self) -> None:
+        """Send what the SIP side queued outside network input (the portal's calls)."""
+        self._after_input()
 
     async def _open_media(self, call_id: str) -> None:
         try:

@@ -62,8 +62,9 @@ _LOGGED_NAME_MAX = 64
 
 HA1Lookup = Callable[[str, Algorithm], str | None]
 # The identity a phone account presents when it calls: (extension and display
-# name, username of its user), or None for an account without a user.
-AccountIdentity = Callable[[str], tuple[Party, str] | None]
+# name, username of the user logged in on it), (the account, None) when nobody
+# is logged in on it (hot desking), or None for an account without a user.
+AccountIdentity = Callable[[str], tuple[Party, str | None] | None]
 # The trunk a request comes from, by its source address (RFC 3261 has no other
 # way to recognise a provider that does not authenticate itself).
 TrunkAt = Callable[[Address], str | None]
@@ -307,7 +308,7 @@ class SipService:
                 self._respond(key, make_response(request, 403, "Account Has No User"), now)
                 return
             party, username = identity
-            caller = Caller(party, user=username)
+            caller = Caller(party, user=username, account=account)
         self.b2bua.new_call(key, request, source, caller, now)
 
     def _register(self, key: TxKey, request: Request, source: Address, now: float) -> None:

@@ -1,0 +1,363 @@
+"""What the portal (and feature codes) ask of the running PBX.
+
+`Telephony` is the one place where locations change and where calls are placed
+or ended from outside SIP.  It runs on the event loop's thread, like the SIP
+service, so it may touch the call engine and the B2BUA directly; store writes
+go to a worker thread, and only once they succeeded does the in-memory state
+change (a failed write changes nothing, and the caller gets the error).
+
+Every change is pushed as an event to the users it concerns (DESIGN.md section
+3): `call.*` for calls, `location.changed` and `telecommuter.changed` for moves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from teleoffice.calls.engine import (
+    CallEngine,
+    CallRecord,
+    CallState,
+    Feature,
+    FeatureName,
+    Refusal,
+)
+from teleoffice.calls.locations import Changes, Location, LocationBook, LocationKind
+from teleoffice.calls.restrictions import Barred, PatternError, parse_pattern
+from teleoffice.calls.routing import ToTrunk, normalize, route
+from teleoffice.server.b2bua import B2bua
+from teleoffice.server.directory import Directory
+from teleoffice.store.locations import LocationKind as StoredKind
+from teleoffice.store.locations import LocationRepo, StoredLocation
+from teleoffice.store.telecommuter import TelecommuterRepo
+
+log = logging.getLogger("teleoffice.telephony")
+
+Publish = Callable[[Mapping[str, Any], Iterable[str]], object]
+
+
+class TelephonyError(Exception):
+    """A request the PBX refuses; `status` is the HTTP status to answer with."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+
+    @classmethod
+    def of(cls, refusal: Refusal) -> TelephonyError:
+        return cls(refusal.status, refusal.code, refusal.message)
+
+
+@dataclass(frozen=True, slots=True)
+class TelephonyRepos:
+    locations: LocationRepo
+    telecommuter: TelecommuterRepo
+
+
+_EVENT_OF_STATE = {
+    CallState.CALLING: "call.calling",
+    CallState.RINGING: "call.ringing",
+    CallState.CONNECTED: "call.answered",
+    CallState.ENDED: "call.ended",
+}
+
+
+class Telephony:
+    def __init__(
+        self,
+        *,
+        engine: CallEngine,
+        b2bua: B2bua,
+        directory: Directory,
+        repos: TelephonyRepos,
+        clock: Callable[[], float],
+        publish: Publish | None = None,
+        poke: Callable[[], None] | None = None,
+    ) -> None:
+        self.engine = engine
+        self.b2bua = b2bua
+        self.directory = directory
+        self.repos = repos
+        self.clock = clock
+        self.publish: Publish = publish or (lambda event, users: None)
+        # Sends what the SIP side queued (the runner flushes after network input
+        # and timers; a call placed from the portal is neither).
+        self.poke = poke or (lambda: None)
+        self.book = LocationBook(
+            {},
+            base_account=directory.base_account,
+            owner=directory.account_owner,
+        )
+        self._live: dict[str, CallRecord] = {}
+        self._lock = asyncio.Lock()
+
+    def load(self) -> None:
+        """Read the stored locations (at start-up: telecommuter mode survives a restart)."""
+        stored = self.repos.locations.load_all()
+        self.book = LocationBook(
+            {user: _from_stored(loc) for user, loc in stored.items()},
+            base_account=self.directory.base_account,
+            owner=self.directory.account_owner,
+        )
+
+    # ---- questions ------------------------------------------------------------------
+
+    def location_of(self, username: str) -> Location:
+        return self.book.of(username)
+
+    def occupant(self, account: str) -> str | None:
+        return self.book.occupant(account)
+
+    def calls_of(self, username: str) -> list[CallRecord]:
+        return [r for r in self._live.values() if username in (r.caller_user, r.callee_user)]
+
+    def location_view(self, username: str) -> dict[str, Any]:
+        location = self.book.of(username)
+        base = self.directory.base_account(username)
+        return {
+            "kind": location.kind.value,
+            "phone": location.account,
+            "number": location.number,
+            "base_phone": base,
+            "since": _iso(location.since) if location.since else None,
+        }
+
+    def snapshot(self, username: str) -> dict[str, Any]:
+        """What a portal that (re)connects needs at once (T8)."""
+        return {
+            "location": self.location_view(username),
+            "calls": [call_view(r, username) for r in self.calls_of(username)],
+        }
+
+    # ---- moves ------------------------------------------------------------------------
+
+    async def start_telecommuter(self, username: str, number: str) -> Location:
+        """T1, T2, T3: checks, then the move; the user's phone stops ringing."""
+        user = self.directory.user(username)
+        view = self.directory.user_view(username)
+        if user is None or view is None:
+            raise TelephonyError(404, "not_found", f"no user {username!r}")
+        if not user.telecommuter_allowed:
+            raise TelephonyError(
+                403,
+                "not_allowed",
+                "Telecommuter mode is not enabled for you; ask an administrator to allow it",
+            )
+        found = route(number, from_trunk=False, directory=self.directory)
+        if not isinstance(found, ToTrunk):
+            raise TelephonyError(
+                422,
+                "unroutable",
+                f"{number!r} is not an outside number any trunk can reach "
+                "(dial it as you would from your desk, with the trunk prefix)",
+            )
+        verdict = self.engine.may_dial(username, found.number, internal=False, from_phone=False)
+        if isinstance(verdict, Barred):
+            raise TelephonyError(403, "barred", verdict.reason)
+        settings = await asyncio.to_thread(self.repos.telecommuter.get, username)
+        if settings.patterns and not _matches_any(settings.patterns, found.number):
+            raise TelephonyError(
+                403,
+                "number_not_allowed",
+                f"{number} is not among the numbers your administrator allows for "
+                f"telecommuter mode ({', '.join(settings.patterns)})",
+            )
+        number = normalize(number) or number
+        await self._move(lambda now: self.book.start_telecommuter(username, number, now))
+        return self.book.of(username)
+
+    async def end_telecommuter(self, username: str) -> Location:
+        """T7: back to the base phone if free, else logged out; calls go on."""
+        if self.book.of(username).kind is not LocationKind.TELECOMMUTER:
+            raise TelephonyError(409, "not_active", "Telecommuter mode is not on")
+        await self._move(lambda now: self.book.end_telecommuter(username, now))
+        return self.book.of(username)
+
+    async def log_in(self, username: str, account: str) -> Location:
+        """T10: `username` takes the phone; whoever was there is logged out."""
+        if self.directory.user(username) is None:
+            raise TelephonyError(404, "not_found", f"no user {username!r}")
+        if not self.directory.has_account(account):
+            raise TelephonyError(422, "no_such_phone", f"there is no phone {account!r}")
+        await self._move(lambda now: self.book.log_in(username, account, now))
+        return self.book.of(username)
+
+    async def log_out(self, username: str) -> Location:
+        await self._move(lambda now: self.book.log_out(username, now))
+        return self.book.of(username)
+
+    async def _move(self, change: Callable[[float], Changes]) -> None:
+        # One move at a time: each is computed on the current book, written, and
+        # only then published; two concurrent logins on one phone cannot both win.
+        async with self._lock:
+            before = self.book.stored()
+            changes = change(self.clock())
+            if not changes:
+                return
+            stored = {
+                user: None if loc is None else _to_stored(loc) for user, loc in changes.items()
+            }
+            try:
+                await asyncio.to_thread(self.repos.locations.apply, stored)
+            except Exception:
+                self.load_book(before)
+                raise
+            for user in changes:
+                self._announce_location(user)
+
+    def load_book(self, stored: Mapping[str, Location]) -> None:
+        self.book = LocationBook(
+            stored, base_account=self.directory.base_account, owner=self.directory.account_owner
+        )
+
+    def _announce_location(self, username: str) -> None:
+        view = self.location_view(username)
+        self.publish({"type": "location.changed", "location": view}, [username])
+        self.publish(
+            {
+                "type": "telecommuter.changed",
+                "active": view["kind"] == LocationKind.TELECOMMUTER.value,
+                "number": view["number"],
+                "location": view,
+            },
+            [username],
+        )
+
+    # ---- calls ----------------------------------------------------------------------------
+
+    def place_call(self, username: str, to: str) -> str:
+        """T4: restrictions first, then ring the user, then the destination."""
+        view = self.directory.user_view(username)
+        if view is None:
+            raise TelephonyError(404, "not_found", f"no user {username!r}")
+        plan = self.engine.prepare_call(view, to, self.clock())
+        if isinstance(plan, Refusal):
+            raise TelephonyError.of(plan)
+        call_id = self.b2bua.originate(plan, self.clock())
+        self.poke()
+        return call_id
+
+    def hang_up(self, username: str, call_id: str) -> None:
+        record = self._live.get(call_id)
+        if record is None or username not in (record.caller_user, record.callee_user):
+            # Somebody else's call is as invisible as one that does not exist.
+            raise TelephonyError(404, "not_found", f"no call {call_id!r}")
+        self.b2bua.hang_up(call_id, self.clock())
+        self.poke()
+
+    def on_record(self, record: CallRecord) -> None:
+        """Every change of every call, from the B2BUA (on the loop thread)."""
+        previous = self._live.get(record.call_id)
+        if record.state is CallState.ENDED:
+            self._live.pop(record.call_id, None)
+        else:
+            self._live[record.call_id] = record
+        users = [u for u in {record.caller_user, record.callee_user} if u]
+        if not users:
+            return
+        kind = _EVENT_OF_STATE[record.state]
+        if previous is not None and previous.state is record.state:
+            kind = "call.updated"
+        for user in users:
+            self.publish({"type": kind, "call": call_view(record, user)}, [user])
+
+    # ---- feature codes ----------------------------------------------------------------------
+
+    async def run_feature(self, feature: Feature) -> None:
+        """Carry out a feature code dialled from a phone, then answer the phone."""
+        ok, status, reason = False, 500, "Server Error"
+        try:
+            ok, status, reason = await self._feature(feature)
+        except TelephonyError as exc:
+            ok, status, reason = False, exc.status if exc.status >= 400 else 403, exc.message
+        except Exception:
+            log.exception("feature code %s failed", feature.name.value)
+        self.b2bua.feature_done(feature.call_id, ok, _sip_status(status), reason, self.clock())
+        self.poke()
+
+    async def _feature(self, feature: Feature) -> tuple[bool, int, str]:
+        if feature.name is FeatureName.LOG_IN:
+            assert feature.extension is not None
+            assert feature.code is not None
+            username = await asyncio.to_thread(
+                self.repos.telecommuter.verify_login_code, feature.extension, feature.code
+            )
+            if username is None:
+                log.info("hot-desk login on phone %s refused: wrong code", feature.account)
+                return False, 403, "Wrong Extension Or Login Code"
+            await self.log_in(username, feature.account)
+            log.info("user %s logged in on phone %s", username, feature.account)
+            return True, 200, "OK"
+        if feature.name is FeatureName.LOG_OUT:
+            occupant = self.book.occupant(feature.account)
+            if occupant is None:
+                return False, 404, "Nobody Is Logged In Here"
+            await self.log_out(occupant)
+            log.info("user %s logged out of phone %s", occupant, feature.account)
+            return True, 200, "OK"
+        return False, 404, "Unknown Feature Code"
+
+
+def call_view(record: CallRecord, username: str) -> dict[str, Any]:
+    """A call as the portal shows it to `username` (T5: caller, callee, times, state)."""
+    outgoing = record.caller_user == username
+    return {
+        "id": record.call_id,
+        "from": {"number": record.caller.number, "name": record.caller.name},
+        "to": {"number": record.callee.number, "name": record.callee.name},
+        "dialled": record.dialled,
+        "direction": "outgoing" if outgoing else "incoming",
+        "kind": record.direction.value,
+        "state": record.state.value,
+        "route": record.route,
+        "started_at": _iso(record.started_at),
+        "ringing_at": _iso(record.ringing_at),
+        "answered_at": _iso(record.answered_at),
+        "ended_at": _iso(record.ended_at),
+        "outcome": record.outcome,
+        "status": record.status,
+    }
+
+
+def _iso(timestamp: float | None) -> str | None:
+    return None if timestamp is None else datetime.fromtimestamp(timestamp, UTC).isoformat()
+
+
+def _sip_status(status: int) -> int:
+    return status if 400 <= status < 700 else 403
+
+
+def _matches_any(patterns: Iterable[str], number: str) -> bool:
+    for text in patterns:
+        try:
+            pattern = parse_pattern(text.split("=", 1)[0])
+        except PatternError:
+            continue
+        if pattern.matches(number, internal=False):
+            return True
+    return False
+
+
+def _from_stored(stored: StoredLocation) -> Location:
+    return Location(
+        LocationKind(stored.kind.value),
+        account=stored.account,
+        number=stored.number,
+        since=stored.since.timestamp(),
+    )
+
+
+def _to_stored(location: Location) -> StoredLocation:
+    return StoredLocation(
+        StoredKind(location.kind.value),
+        location.account,
+        location.number,
+        datetime.fromtimestamp(location.since, UTC),
+    )
