@@ -1,0 +1,71 @@
+"""The portal's REST API and events WebSocket, as one router for the HTTP app."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, FastAPI, HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from teleoffice.portal import admin, auth, events, me
+from teleoffice.portal.deps import PortalContext, attach_context
+from teleoffice.portal.errors import error_response, install_error_handlers
+
+# Request bodies of the API are small JSON documents; refuse anything larger
+# before it is read into memory.
+MAX_BODY_BYTES = 64 * 1024
+
+OPENAPI_TAGS = [
+    {"name": "auth", "description": "Logging in and out."},
+    {"name": "me", "description": "The current user's own account, settings and calls."},
+    {"name": "admin", "description": "Users, permissions and restrictions (administrators)."},
+]
+
+
+def create_portal_router() -> APIRouter:
+    """Every route of the portal API under /api, the WebSocket included."""
+    router = APIRouter()
+    for module in (auth, me, admin, events):
+        router.include_router(module.router)
+    return router
+
+
+class BodyLimit:
+    """ASGI middleware: 413 for request bodies over `limit` bytes under /api."""
+
+    def __init__(self, app: ASGIApp, limit: int = MAX_BODY_BYTES) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not str(scope.get("path", "")).startswith("/api/"):
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
+            await self._refuse(scope, receive, send)
+            return
+        received = 0
+
+        async def limited_receive() -> Message:
+            # A chunked body declares no length: count it as it comes. FastAPI
+            # lets an HTTPException from reading the body through as it is.
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.limit:
+                    raise HTTPException(413, f"request body over {self.limit} bytes")
+            return message
+
+        await self.app(scope, limited_receive, send)
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = error_response(413, "too_large", f"request body over {self.limit} bytes")
+        await response(scope, receive, send)
+
+
+def install_portal(app: FastAPI, context: PortalContext) -> None:
+    """Serve the portal from `app`: routes, error shape, body limit, context."""
+    attach_context(app.state, context)
+    install_error_handlers(app)
+    app.add_middleware(BodyLimit)
+    app.include_router(create_portal_router())
