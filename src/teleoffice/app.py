@@ -20,7 +20,7 @@ from typing import Any
 import uvicorn
 from sqlalchemy.orm import Session, sessionmaker
 
-from teleoffice.calls.engine import CallEngine, CallRecord, PhoneTarget
+from teleoffice.calls.engine import CallEngine, CallRecord, Party, PhoneTarget
 from teleoffice.calls.registrar import (
     Binding,
     CommandKind,
@@ -31,6 +31,9 @@ from teleoffice.calls.registrar import (
 from teleoffice.config import Settings, load_or_create_secret
 from teleoffice.http.app import create_http_app
 from teleoffice.media.engine import MediaEngine
+from teleoffice.media.tones import ToneSet
+from teleoffice.portal import EventHub, PortalContext
+from teleoffice.portal.telephony import create_telephony_router
 from teleoffice.server.b2bua import B2bua
 from teleoffice.server.directory import Directory, Repos
 from teleoffice.server.guard import AuthGuard, GuardLimits
@@ -38,26 +41,33 @@ from teleoffice.server.metrics import build_registry
 from teleoffice.server.overload import LoadMonitor, OverloadLimits
 from teleoffice.server.runner import SipRunner
 from teleoffice.server.sip_service import SipService
+from teleoffice.server.telephony import Telephony, TelephonyRepos
 from teleoffice.server.trunk_registration import TrunkRegistrations
 from teleoffice.sip.digest import Algorithm, DigestServer
 from teleoffice.sip.transaction import Address, TransactionLayer
 from teleoffice.store import repos as store
 from teleoffice.store.db import make_engine, session_factory, upgrade
+from teleoffice.store.locations import LocationRepo
 from teleoffice.store.repos import (
     AccountRepo,
     CallLogRepo,
     DidRepo,
     NotFound,
     RegistrationRepo,
+    RestrictionRepo,
     StoredBinding,
     TrunkRepo,
     UserRepo,
 )
+from teleoffice.store.telecommuter import TelecommuterRepo
+from teleoffice.store.tokens import TokenRepo
 
 log = logging.getLogger("teleoffice")
 
 # How soon users, trunks and DIDs changed with the CLI reach a running server.
 DIRECTORY_REFRESH_SECONDS = 2.0
+# Expired portal logins are deleted this often (they are refused anyway).
+TOKEN_PURGE_SECONDS = 3600.0
 
 
 def to_stored(binding: Binding) -> StoredBinding:
@@ -206,7 +216,13 @@ class Application:
                 for b in registrar.lookup(extension, at)
             ]
 
-        self.calls = CallEngine(self.directory, contacts)
+        # The engine asks where users are; the book lives in `telephony`, built
+        # right after the B2BUA it drives (hence the late-bound lambdas).
+        self.calls = CallEngine(
+            self.directory,
+            contacts,
+            locate=lambda user: self.telephony.location_of(user.username),
+        )
         self.b2bua = B2bua(
             engine=self.calls,
             transactions=self.transactions,
@@ -215,7 +231,22 @@ class Application:
             media_host=settings.media_host,
             trunks=self.directory.trunk_peer,
             session_interval=settings.session_interval,
+            tones=ToneSet.named(settings.tone_set),
+            on_record=lambda record: self.telephony.on_record(record),  # noqa: PLW0108 - late
         )
+        self.telephony = Telephony(
+            engine=self.calls,
+            b2bua=self.b2bua,
+            directory=self.directory,
+            repos=TelephonyRepos(
+                locations=LocationRepo(self.sessions),
+                telecommuter=TelecommuterRepo(self.sessions),
+            ),
+            clock=clock,
+            poke=lambda: self.sip.poke(),  # noqa: PLW0108 - self.sip comes later
+            portal_timeout=settings.telecommuter_portal_timeout,
+        )
+        self.telephony.load()
         self.trunk_registrations = TrunkRegistrations(
             transactions=self.transactions,
             local=Address("UDP", settings.sip_host, settings.sip_port),
@@ -225,7 +256,7 @@ class Application:
             registrar=self.registrar,
             digest=self.digest,
             ha1_lookup=self.directory.ha1,
-            account_identity=self.directory.account_identity,
+            account_identity=self._account_identity,
             trunk_at=self.directory.trunk_at,
             b2bua=self.b2bua,
             transactions=self.transactions,
@@ -264,17 +295,55 @@ class Application:
             max_message_size=settings.max_message_size,
             tcp_idle_timeout=settings.tcp_idle_timeout,
             clock=clock,
+            on_feature=self.telephony.run_feature,
         )
         self.metrics = build_registry(self.sip)
-        self.http = create_http_app(registry=self.metrics, status=self.status)
+        self.hub = EventHub()
+        self.telephony.publish = self.hub.publish
+        users = UserRepo(self.sessions, realm=settings.realm)
+        self.portal = PortalContext(
+            users=users,
+            tokens=TokenRepo(self.sessions),
+            telecommuter=TelecommuterRepo(self.sessions),
+            restrictions=RestrictionRepo(self.sessions),
+            call_log=self.call_log,
+            hub=self.hub,
+            snapshot=self.telephony.snapshot,
+            token_ttl=settings.portal_token_ttl,
+            clock=clock,
+        )
+        self.http = create_http_app(registry=self.metrics, status=self.status, portal=self.portal)
+        self.http.include_router(create_telephony_router(self.telephony))
+
+    def _account_identity(self, account: str) -> tuple[Party, str | None] | None:
+        """Who a phone calls as: the user logged in on it (hot desking, T10)."""
+        if self.directory.account_owner(account) is None:
+            return None  # an account nobody owns, which `user add` never makes
+        occupant = self.telephony.occupant(account)
+        user = self.directory.user(occupant) if occupant else None
+        if user is None:
+            return Party(account), None
+        return Party(user.extension, user.display_name or None), user.username
 
     async def _reload_directory(self) -> None:
+        purged_at = 0.0
         while True:
             await asyncio.sleep(DIRECTORY_REFRESH_SECONDS)
             try:
                 await asyncio.to_thread(self.directory.reload)
             except Exception:
                 log.exception("could not reload the directory")
+                continue
+            await self.telephony.housekeeping(self.hub.online_users())
+            now = time.time()
+            if now - purged_at > TOKEN_PURGE_SECONDS:
+                purged_at = now
+                try:
+                    await asyncio.to_thread(
+                        self.portal.tokens.purge_expired, datetime.fromtimestamp(now, UTC)
+                    )
+                except Exception:
+                    log.exception("could not purge expired portal sessions")
 
     def status(self) -> dict[str, Any]:
         return {

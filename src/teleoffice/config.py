@@ -193,6 +193,14 @@ class Settings(BaseSettings):
         le=30 * 86400.0,
         description="Seconds a portal login (API token or browser session) stays valid.",
     )
+    telecommuter_portal_timeout: float = Field(
+        default=0.0,
+        ge=0.0,
+        description=(
+            "Seconds after which a telecommuter with no portal connection open is "
+            "returned to their base phone (or logged out); 0 turns this off (rule T8)."
+        ),
+    )
     session_interval: float = Field(
         default=1800.0,
         ge=2.0,

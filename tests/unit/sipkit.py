@@ -54,6 +54,8 @@ class FakeMedia:
         self.remote: dict[str, tuple[str | None, int | None]] = {}
         # What each side hears instead of the relay: (tone name, payload type).
         self.playing: dict[str, tuple[str, int]] = {}
+        # Sides joined elsewhere (a telecommuter line) or to nothing (hold).
+        self.joined: dict[str, tuple[FakeMedia, str] | None] = {}
 
     def local_port(self, side: Side) -> int:
         return self.base if side == "a" else self.base + 2
@@ -66,6 +68,12 @@ class FakeMedia:
 
     def stop_play(self, side: Side) -> None:
         self.playing.pop(side, None)
+
+    def join(self, side: Side, other: FakeMedia, other_side: Side) -> None:
+        self.joined[side] = (other, other_side)
+
+    def detach(self, side: Side) -> None:
+        self.joined[side] = None
 
 
 def make_service(

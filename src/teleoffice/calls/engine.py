@@ -93,6 +93,7 @@ A_LEG = "a"
 class CallState(Enum):
     CALLING = "calling"
     RINGING = "ringing"
+    WAITING = "waiting"  # offered to a busy telecommuter line (call waiting, T6)
     CONNECTED = "connected"
     ENDED = "ended"
 
@@ -204,6 +205,7 @@ class CallRecord:
     outcome: str | None = None
     status: int | None = None
     ended_by: str | None = None
+    held: bool = False  # on hold through the portal (its party hears nothing)
 
 
 # ---- commands ---------------------------------------------------------------
@@ -273,6 +275,57 @@ class CallUpdated:
     record: CallRecord
 
 
+class ToneName(Enum):
+    RINGBACK = "ringback"
+    BUSY = "busy"
+    CONGESTION = "congestion"
+    CALL_WAITING = "call_waiting"
+
+
+@dataclass(frozen=True, slots=True)
+class PlayTone:
+    """Play a tone to a leg of a call, in place of what the relay would send it."""
+
+    call_id: str
+    leg: str
+    tone: ToneName
+
+
+@dataclass(frozen=True, slots=True)
+class StopTone:
+    call_id: str
+    leg: str
+
+
+@dataclass(frozen=True, slots=True)
+class Bridge:
+    """Join the media of two legs of (possibly) different calls: the telecommuter
+    line (a leg of its carrier call) and the party of the call now on it.
+    A leg joined to nothing (`to_call` None) hears silence: it is on hold."""
+
+    call_id: str
+    leg: str
+    to_call: str | None
+    to_leg: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class AnswerWaiting:
+    """Answer a waiting call's caller (200 to its INVITE) without a branch: its
+    media is joined to the line by a `Bridge` that follows."""
+
+    call_id: str
+    line_call: str  # the carrier, whose line leg's codec the answer should use
+    line_leg: str
+
+
+@dataclass(frozen=True, slots=True)
+class Release:
+    """The call carried a telecommuter line that has now ended: forget its legs."""
+
+    call_id: str
+
+
 class FeatureName(Enum):
     LOG_IN = "log-in"
     LOG_OUT = "log-out"
@@ -307,6 +360,11 @@ Command = (
     | StopTimer
     | CallUpdated
     | Feature
+    | PlayTone
+    | StopTone
+    | Bridge
+    | AnswerWaiting
+    | Release
 )
 
 
@@ -352,6 +410,11 @@ class Call:
     origin: OriginPhase | None = None
     a_line: str | None = None  # the telecommuter whose line leg A is
     a_answered: bool = False
+    # The telecommuter whose line this call is on, once connected through it.
+    on_line: str | None = None
+    # The call ended, but one of its legs is a telecommuter line still in use
+    # by other calls: the legs stay until the line ends (`Line`).
+    carrier_only: bool = False
 
     @property
     def id(self) -> str:
@@ -367,6 +430,34 @@ class Call:
             for b in self.branches.values()
             if b.state in (BranchState.TRYING, BranchState.RINGING)
         ]
+
+
+@dataclass
+class Line:
+    """A telecommuter's line while it is up (rule T6): one SIP leg to the remote
+    phone, carried by the call that set it up, and the calls sharing it.
+
+    Theory of operation: media is anchored, so the remote phone never learns
+    that it is switched between calls.  The line leg stays in its carrier call;
+    answering a waiting call (or resuming a held one) re-joins the line's media
+    to that call's party (`Bridge`) and leaves the previous party joined to
+    nothing, which is hold.  The carrier outlives its own party: when that
+    party hangs up while other calls share the line, the carrier's record ends
+    but its legs stay until the line itself goes.  When the remote phone hangs
+    up, every call on the line ends, except a waiting one, which rings the line
+    afresh (as a desk phone rings again after hanging up with a call waiting).
+    """
+
+    user: str
+    carrier: str  # the call whose leg is the line
+    leg: str  # that leg: a branch (an incoming call) or A_LEG (a call we placed)
+    active: str | None  # the call joined to the line now; None: all on hold
+    held: list[str] = field(default_factory=list)
+    waiting: str | None = None
+
+    def calls(self) -> list[str]:
+        out = [*self.held, *([self.active] if self.active else [])]
+        return out + ([self.waiting] if self.waiting else [])
 
 
 Contacts = Callable[[str, float], list[PhoneTarget]]
@@ -410,6 +501,7 @@ class _Failure:
 
 _BUSY = _Failure(486, "Busy Here", "busy", "callee")
 _NO_ANSWER = _Failure(480, "No Answer", "no-answer", "system")
+_NO_ANSWER_BUSY = _Failure(486, "Busy Here", "no-answer", "system")
 _UNAVAILABLE = _Failure(480, "Temporarily Unavailable", "unavailable", "system")
 
 Restrictions = Callable[[str], RestrictionProfile]
@@ -457,6 +549,7 @@ class CallEngine:
         self.restrictions = restrictions
         self.locate: Locate = locate or _at_base_phone
         self.calls: dict[str, Call] = {}
+        self.lines: dict[str, Line] = {}
         self._branch_ids = itertools.count(1)
 
     def active_count(self) -> int:
@@ -684,6 +777,8 @@ class CallEngine:
             answered_at=now,
             ringing_at=call.record.ringing_at or now,
         )
+        if branch.line is not None:
+            self._open_line(call, branch.line, branch_id)
         commands.append(CallUpdated(call.record))
         return commands
 
@@ -729,6 +824,13 @@ class CallEngine:
         call = self.calls.get(call_id)
         if call is None:
             return []
+        line = self._line_of(call)
+        if line is not None and line.carrier == call_id and leg == line.leg:
+            return self._line_dropped(line, now)
+        if call.carrier_only:
+            return []
+        if line is not None and leg == _party_leg(call) and call.state is CallState.CONNECTED:
+            return self._party_left(call, line, now)
         if leg == A_LEG:
             if call.state is not CallState.CONNECTED:
                 return self.on_cancel(call_id, now)
@@ -764,6 +866,8 @@ class CallEngine:
             return [Hangup(call_id, A_LEG)]
         call.origin = OriginPhase.PLACING
         call.a_answered = True
+        if call.a_line is not None:
+            self._open_line(call, call.a_line, A_LEG)
         # Only now, after a real answer, is the destination dialled (T4).
         return [StopTimer(call_id, TimerName.NO_ANSWER), *self._place(call, now)]
 
@@ -780,7 +884,7 @@ class CallEngine:
         call = self.calls.get(call_id)
         if call is None or name is not TimerName.NO_ANSWER:
             return []
-        if call.state not in (CallState.CALLING, CallState.RINGING):
+        if call.state not in (CallState.CALLING, CallState.RINGING, CallState.WAITING):
             return []
         if call.origin is OriginPhase.CALLBACK:
             self._note(call, "not answered by the user")
@@ -788,12 +892,14 @@ class CallEngine:
                 call, now, 480, "Callback Not Answered", outcome="no-answer", by="system"
             )
             return [CancelBranch(call_id, A_LEG), *ended]
-        commands = self._cancel_all(call)
+        commands = self._cancel_all(call) + self._leave_line(call)
         user = call.ringing_user
         if user is None:
             return commands + self._fail(call, now, _NO_ANSWER)
+        # T5: a telecommuter's unanswered call ends in busy when nothing takes it.
+        failure = _NO_ANSWER_BUSY if self._at_telecommuter(user) else _NO_ANSWER
         return commands + self._unavailable_treatment(
-            call, user, ForwardKind.NO_ANSWER, now, _NO_ANSWER
+            call, user, ForwardKind.NO_ANSWER, now, failure
         )
 
     # ---- restrictions -------------------------------------------------------------
@@ -856,19 +962,263 @@ class CallEngine:
         commands.append(CallUpdated(call.record))
         return commands
 
+    # ---- the telecommuter line: call waiting, hold, resume (rule T6) ----------------
+
+    def answer_waiting(self, username: str, call_id: str, now: float) -> Refusal | list[Command]:
+        """The user takes the waiting call; the current one goes on hold."""
+        line = self.lines.get(username)
+        call = self.calls.get(call_id)
+        if line is None or call is None or line.waiting != call_id:
+            return Refusal(409, "not_waiting", "That call is not waiting for you")
+        line.waiting = None
+        commands: list[Command] = [
+            StopTone(line.carrier, line.leg),
+            StopTimer(call_id, TimerName.NO_ANSWER),
+            AnswerWaiting(call_id, line.carrier, line.leg),
+        ]
+        commands += self._hold_active(line)
+        line.active = call_id
+        call.on_line = username
+        call.record = replace(call.record, state=CallState.CONNECTED, answered_at=now, held=False)
+        self._note(call, "answered while another call was on the line (call waiting)")
+        commands.append(Bridge(line.carrier, line.leg, call_id, _party_leg(call)))
+        commands.append(CallUpdated(call.record))
+        return commands
+
+    def reject_waiting(self, username: str, call_id: str, now: float) -> Refusal | list[Command]:
+        """The user turns the waiting call away: it gets busy treatment (T6)."""
+        line = self.lines.get(username)
+        call = self.calls.get(call_id)
+        if line is None or call is None or line.waiting != call_id or call.ringing_user is None:
+            return Refusal(409, "not_waiting", "That call is not waiting for you")
+        commands = [StopTimer(call_id, TimerName.NO_ANSWER), *self._leave_line(call)]
+        self._note(call, "rejected while busy")
+        return commands + self._unavailable_treatment(
+            call, call.ringing_user, ForwardKind.BUSY, now, _BUSY
+        )
+
+    def hold(self, call_id: str) -> Refusal | list[Command]:
+        """Put a connected call on hold: its party and the user hear nothing."""
+        call = self.calls.get(call_id)
+        if call is None or call.state is not CallState.CONNECTED or call.carrier_only:
+            return Refusal(409, "not_connected", "That call is not connected")
+        if call.record.held:
+            return []
+        line = self._line_of(call)
+        if line is not None:
+            return self._hold_active(line) if line.active == call_id else []
+        assert call.connected is not None
+        call.record = replace(call.record, held=True)
+        return [
+            Bridge(call_id, A_LEG, None, None),
+            Bridge(call_id, call.connected, None, None),
+            CallUpdated(call.record),
+        ]
+
+    def resume(self, call_id: str) -> Refusal | list[Command]:
+        """Take a call off hold; on a telecommuter line, the active call goes on
+        hold in its place (switching between two calls)."""
+        call = self.calls.get(call_id)
+        if call is None or call.state is not CallState.CONNECTED or call.carrier_only:
+            return Refusal(409, "not_connected", "That call is not connected")
+        if not call.record.held:
+            return []
+        call.record = replace(call.record, held=False)
+        line = self._line_of(call)
+        if line is None:
+            assert call.connected is not None
+            return [Bridge(call_id, A_LEG, call_id, call.connected), CallUpdated(call.record)]
+        commands = self._hold_active(line)
+        if call_id in line.held:
+            line.held.remove(call_id)
+        line.active = call_id
+        commands.append(Bridge(line.carrier, line.leg, call_id, _party_leg(call)))
+        commands.append(CallUpdated(call.record))
+        return commands
+
+    def is_carrier(self, call_id: str) -> bool:
+        call = self.calls.get(call_id)
+        return call is not None and call.carrier_only
+
+    def shares_line(self, call_id: str) -> bool:
+        """Whether the call is on a telecommuter line (its legs' media may be
+        joined to another call's)."""
+        call = self.calls.get(call_id)
+        if call is None:
+            return False
+        if call.carrier_only:
+            return True
+        line = self._line_of(call)
+        # A line with one call on it is an ordinary two-party call: relayed.
+        return line is not None and (line.carrier != call_id or len(line.calls()) > 1)
+
+    def line_leg(self, call_id: str, leg: str) -> bool:
+        """Whether `leg` of the call is a telecommuter line (shared between calls)."""
+        return any(line.carrier == call_id and line.leg == leg for line in self.lines.values())
+
+    def _open_line(self, call: Call, username: str, leg: str) -> None:
+        self.lines[username] = Line(username, call.id, leg, active=call.id)
+        call.on_line = username
+
+    def _line_of(self, call: Call) -> Line | None:
+        return self.lines.get(call.on_line) if call.on_line else None
+
+    def _at_telecommuter(self, user: UserView) -> bool:
+        return self.locate(user).kind is LocationKind.TELECOMMUTER
+
+    def _may_wait(self, line: Line) -> bool:
+        # Offered only while a call is connected on the line and nothing else
+        # waits: the user is talking, not dialling or answering (T6).
+        active = self.calls.get(line.active) if line.active else None
+        return (
+            line.waiting is None
+            and active is not None
+            and active.state is CallState.CONNECTED
+            and (active.origin is None or active.connected is not None)
+        )
+
+    def _offer_waiting(self, call: Call, user: UserView, line: Line, now: float) -> list[Command]:
+        line.waiting = call.id
+        call.on_line = user.username
+        call.ringing_user = user
+        self._note(call, "call waiting")
+        call.record = replace(call.record, state=CallState.WAITING, ringing_at=now)
+        return [
+            # The caller hears ringing; the user hears the call-waiting tone in
+            # the call they are on, and the portal shows answer and reject.
+            Progress(call.id, A_LEG, 180),
+            PlayTone(line.carrier, line.leg, ToneName.CALL_WAITING),
+            StartTimer(call.id, TimerName.NO_ANSWER, now + user.no_answer_timeout),
+            CallUpdated(call.record),
+        ]
+
+    def _hold_active(self, line: Line) -> list[Command]:
+        """Whatever is joined to the line goes on hold; the line hears silence."""
+        active = self.calls.get(line.active) if line.active else None
+        line.active = None
+        commands: list[Command] = [Bridge(line.carrier, line.leg, None, None)]
+        if active is None:
+            return commands
+        line.held.append(active.id)
+        active.record = replace(active.record, held=True)
+        commands.append(Bridge(active.id, _party_leg(active), None, None))
+        commands.append(CallUpdated(active.record))
+        return commands
+
+    def _leave_line(self, call: Call) -> list[Command]:
+        """The call ends or stops waiting: take it off its line."""
+        line = self._line_of(call)
+        if line is None:
+            return []
+        call.on_line = None
+        commands: list[Command] = []
+        if line.waiting == call.id:
+            line.waiting = None
+            commands.append(StopTone(line.carrier, line.leg))
+        if call.id in line.held:
+            line.held.remove(call.id)
+        if line.active == call.id:
+            line.active = None
+            if line.carrier != call.id:
+                commands.append(Bridge(line.carrier, line.leg, None, None))
+        if line.carrier == call.id:
+            # The carrier ends with the line itself (`_line_dropped`).
+            return commands
+        carrier = self.calls.get(line.carrier)
+        if carrier is not None and carrier.carrier_only and not line.calls():
+            # The last call on a line whose own call had ended: the line goes.
+            del self.lines[line.user]
+            del self.calls[carrier.id]
+            commands += [Hangup(carrier.id, line.leg), Release(carrier.id)]
+        return commands
+
+    def _party_left(self, call: Call, line: Line, now: float) -> list[Command]:
+        """The party of a call on a telecommuter line hung up."""
+        if line.carrier != call.id:
+            return self._finish(call, now, "caller" if call.origin is None else "callee")
+        if not [c for c in line.calls() if c != call.id]:
+            # Nothing else on the line: the line goes with the call.
+            del self.lines[line.user]
+            call.on_line = None
+            party = _party_leg(call)
+            return [Hangup(call.id, line.leg), *self._finish(call, now, _who(call, party))]
+        # Other calls share the line: the call ends, its line leg stays.
+        commands: list[Command] = []
+        if line.active == call.id:
+            line.active = None
+            commands.append(Bridge(call.id, line.leg, None, None))
+        if call.id in line.held:
+            line.held.remove(call.id)
+        call.carrier_only = True
+        call.record = replace(
+            call.record,
+            state=CallState.ENDED,
+            ended_at=now,
+            outcome="answered",
+            status=200,
+            ended_by=_who(call, _party_leg(call)),
+            held=False,
+        )
+        return [*commands, CallUpdated(call.record)]
+
+    def _line_dropped(self, line: Line, now: float) -> list[Command]:
+        """The remote phone hung up: every call on the line ends, but a waiting
+        one rings the line afresh."""
+        del self.lines[line.user]
+        commands: list[Command] = [StopTone(line.carrier, line.leg)]
+        waiting = self.calls.get(line.waiting) if line.waiting else None
+        for call_id in [*line.held, *([line.active] if line.active else [])]:
+            call = self.calls.get(call_id)
+            if call is None or call_id == line.carrier:
+                continue
+            call.on_line = None
+            commands.append(Hangup(call_id, _party_leg(call)))
+            commands += self._finish(call, now, "callee")
+        carrier = self.calls.get(line.carrier)
+        if carrier is not None:
+            carrier.on_line = None
+            if carrier.carrier_only:
+                del self.calls[carrier.id]
+                commands.append(Release(carrier.id))
+            else:
+                party = _party_leg(carrier)
+                by = "caller" if party != A_LEG else "callee"
+                if carrier.state is CallState.CONNECTED:
+                    commands.append(Hangup(carrier.id, party))
+                    commands += self._finish(carrier, now, by)
+                else:  # a call we placed, still ringing the destination
+                    commands += self._cancel_all(carrier)
+                    commands += self._end(
+                        carrier, now, 487, "Request Terminated", outcome="cancelled", by="caller"
+                    )
+        if waiting is not None and waiting.ringing_user is not None:
+            waiting.on_line = None
+            waiting.record = replace(waiting.record, state=CallState.RINGING)
+            commands.append(StopTimer(waiting.id, TimerName.NO_ANSWER))
+            commands += self._reach_user(waiting, waiting.ringing_user, now)
+        return commands
+
     def _reach_telecommuter(
         self, call: Call, user: UserView, location: Location, now: float
     ) -> list[Command]:
         """The call follows the user to their telecommuter number (T5, T6)."""
         assert location.number is not None
         if self.line_busy(user.username):
-            # One line: a second call gets busy treatment (call waiting offers
-            # it instead when the user has it on; see `features.waiting`).
+            line = self.lines.get(user.username)
+            if line is not None and user.call_waiting and self._may_wait(line):
+                return self._offer_waiting(call, user, line, now)
+            # One line: any further call gets busy treatment (T6).
             self._note(call, "telecommuter line busy")
             return self._unavailable_treatment(call, user, ForwardKind.BUSY, now, _BUSY)
         found = route(location.number, from_trunk=False, directory=self.directory)
         if not isinstance(found, ToTrunk):
             self._note(call, f"telecommuter number {location.number} has no route")
+            return self._unavailable_treatment(call, user, ForwardKind.BUSY, now, _BUSY)
+        # Following the user out is a call the user causes, like a forward (T11):
+        # a profile changed since the mode started still applies.
+        verdict = self.may_dial(user.username, found.number, internal=False, from_phone=False)
+        if isinstance(verdict, Barred):
+            self._note(call, f"telecommuter number {location.number} not placed: {verdict.reason}")
             return self._unavailable_treatment(call, user, ForwardKind.BUSY, now, _BUSY)
         call.ringing_user = user
         self._note(call, f"telecommuter {location.number}")
@@ -1031,6 +1381,7 @@ class CallEngine:
         commands: list[Command] = [
             Reject(call.id, status, reason),
             StopTimer(call.id, TimerName.NO_ANSWER),
+            *self._leave_line(call),
         ]
         call.record = replace(
             call.record,
@@ -1045,6 +1396,7 @@ class CallEngine:
         return commands
 
     def _finish(self, call: Call, now: float, by: str) -> list[Command]:
+        commands = self._leave_line(call)
         call.record = replace(
             call.record,
             state=CallState.ENDED,
@@ -1052,13 +1404,26 @@ class CallEngine:
             outcome="answered",
             status=200,
             ended_by=by,
+            held=False,
         )
         del self.calls[call.id]
-        return [CallUpdated(call.record)]
+        return [*commands, CallUpdated(call.record)]
 
 
 def _default_restrictions(username: str) -> RestrictionProfile:
     return DEFAULT_PROFILE
+
+
+def _party_leg(call: Call) -> str:
+    """The leg of the other party, seen from a telecommuter's line: the caller
+    of a call that came in, the destination of a call placed for the user."""
+    if call.a_line is not None:
+        return call.connected or ""
+    return A_LEG
+
+
+def _who(call: Call, leg: str) -> str:
+    return "caller" if leg == A_LEG else "callee"
 
 
 def _at_base_phone(user: UserView) -> Location:

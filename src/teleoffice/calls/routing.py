@@ -30,6 +30,8 @@ class UserView:
     forward_busy: str | None = None
     forward_no_answer: str | None = None
     dnd: bool = False
+    # A second call while the telecommuter line is busy is offered, not refused (T6).
+    call_waiting: bool = True
 
 
 @dataclass(frozen=True, slots=True)

@@ -288,6 +288,25 @@ class _Leg:
         )
 
 
+class _Nowhere(_Leg):
+    """The partner of a side joined to nothing (hold): what arrives is dropped."""
+
+    def __init__(self) -> None:  # no socket: `forward_to` stays None, so nothing is sent
+        self.forward_to = None
+        self.peer = self
+
+
+_NOWHERE = _Nowhere()
+
+
+def _unpair(leg: _Leg) -> None:
+    """Leave `leg` and whatever it was joined to each joined to nothing."""
+    partner = leg.peer
+    if partner is not leg and partner.peer is leg:
+        partner.peer = _NOWHERE
+    leg.peer = _NOWHERE
+
+
 def _encoder(payload_type: int) -> Callable[[bytes], bytes]:
     if payload_type == PCMU:
         return ulaw_encode
@@ -467,6 +486,26 @@ class MediaSession:
             except Exception:
                 log.exception("on_done callback of a play on side %s failed", leg.side)
 
+    # -- joining sides of different sessions ------------------------------------------
+
+    def join(self, side: Side, other: MediaSession, other_side: Side) -> None:
+        """Relay between this side and a side of another session (or this one).
+
+        Used for a telecommuter's line: its side stays in the session of the call
+        that set it up and is joined to the party of whichever call is active.
+        Whatever either side was joined to before hears nothing from then on.
+        """
+        if self.closed or other.closed:
+            raise RuntimeError("the media session is closed")
+        mine, theirs = self._leg(side), other._leg(other_side)
+        _unpair(mine)
+        _unpair(theirs)
+        mine.peer, theirs.peer = theirs, mine
+
+    def detach(self, side: Side) -> None:
+        """Relay nothing to or from this side (hold)."""
+        _unpair(self._leg(side))
+
     def play_tone(self, side: Side, tone: Tone, payload_type: int) -> None:
         """Play a call progress tone to a side until `stop_play` (or its end)."""
         self.play(side, ToneSource(tone), payload_type=payload_type)
@@ -571,6 +610,9 @@ class MediaSession:
             leg.retap()
             leg.sending = False
             leg.refresh()
+            # A side of another session joined to this one must not send into a
+            # closed socket.
+            _unpair(leg)
             # Synchronous: once close() returns, the port is free for the next call.
             with contextlib.suppress(RuntimeError, ValueError, OSError):  # a closed loop
                 self._loop.remove_reader(leg.sock.fileno())

@@ -18,27 +18,34 @@ import itertools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Literal, Protocol, Self
 
 from teleoffice.calls.engine import (
     A_LEG,
+    AnswerWaiting,
+    Bridge,
     CallEngine,
     Caller,
     CallRecord,
+    CallState,
     CallUpdated,
     CancelBranch,
     Command,
     Connect,
     Dial,
+    Direction,
     Feature,
     Hangup,
     Origination,
     Party,
     PhoneTarget,
+    PlayTone,
     Progress,
     Reject,
+    Release,
     StartTimer,
     StopTimer,
+    StopTone,
     TimerName,
     TrunkTarget,
 )
@@ -88,6 +95,10 @@ class MediaHandle(Protocol):
     def play_tone(self, side: Side, tone: Tone, payload_type: int) -> None: ...
 
     def stop_play(self, side: Side) -> None: ...
+
+    def join(self, side: Side, other: Self, other_side: Side) -> None: ...
+
+    def detach(self, side: Side) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,11 +188,11 @@ class _Relay:
 
 # What we offer a user's line for a call we place: both G.711 laws (every
 # phone and provider has one) and RFC 4733 events for DTMF.
-PCMU_PT, PCMA_PT = 0, 8
+PCMU_PT, PCMA_PT, TELEPHONE_EVENT_PT = 0, 8, 101
 OUR_CODECS = (
     Codec(name="PCMU", clock_rate=8000, payload_type=PCMU_PT),
     Codec(name="PCMA", clock_rate=8000, payload_type=PCMA_PT),
-    Codec(name="telephone-event", clock_rate=8000, payload_type=101),
+    Codec(name="telephone-event", clock_rate=8000, payload_type=TELEPHONE_EVENT_PT),
 )
 # How long the user hears busy or congestion after a failed call we placed,
 # and the confirmation of a feature code, before we hang up.
@@ -332,6 +343,11 @@ class B2bua:
         call = self.calls.get(call_id)
         if call is None:
             return False
+        if call.media is None and call.origin is not None:
+            # Placed a moment ago: nothing has been sent yet.
+            self._origin_failed(call, now, 487, "cancelled")
+            self._forget(call)
+            return True
         if call.lingering or call.feature_pending or call.media is None:
             self._send_bye(call, A_LEG, now)
             self._finish(call)
@@ -363,8 +379,9 @@ class B2bua:
             return
         if call.a_key is not None and call.a_invite is not None:
             self._respond(call.a_key, make_response(call.a_invite, 503, "No Media Ports"), now)
-        else:
+        elif call.origin is not None:
             log.warning("call %s: no media ports, the call is not placed", call_id)
+            self._origin_failed(call, now, 503, "failed")
         self._forget(call)
 
     def feature_done(self, call_id: str, ok: bool, status: int, reason: str, now: float) -> None:
@@ -404,6 +421,103 @@ class B2bua:
         call.media.play_tone("a", self.tones.confirm, payload)
         self._push_timer(now + FEATURE_TONE_SECONDS, call.call_id, "linger")
 
+    def _media_command(self, call: CallLegs, command: PlayTone | StopTone | Bridge) -> None:
+        media = call.media
+        if media is None:
+            return
+        side = _side(command.leg)
+        if isinstance(command, PlayTone):
+            tone = getattr(self.tones, command.tone.value)
+            media.play_tone(side, tone, self._leg_payload(call, command.leg))
+        elif isinstance(command, StopTone):
+            media.stop_play(side)
+        elif command.to_call is None or command.to_leg is None:
+            media.detach(side)
+        else:
+            other = self.calls.get(command.to_call)
+            if other is None or other.media is None:
+                media.detach(side)
+                return
+            media.join(side, other.media, _side(command.to_leg))
+
+    def _leg_payload(self, call: CallLegs, leg_name: str) -> int:
+        """The G.711 payload type a leg's audio uses (tones are sent in it)."""
+        if leg_name == A_LEG:
+            if call.origin is not None:
+                return call.a_payload
+            sdp = parse_sdp(call.a_answer) if call.a_answer else call.a_offer
+        else:
+            leg = call.branches.get(leg_name)
+            sdp = leg.answer if leg is not None else None
+        found = _audio_payload(sdp) if sdp is not None else None
+        return found if found is not None else PCMU_PT
+
+    def _answer_waiting(self, call: CallLegs, command: AnswerWaiting, now: float) -> None:
+        """200 to a waiting caller, in the codec the line already uses, so that
+        the relay between them needs no transcoding."""
+        if call.media is None or call.a_offer is None or call.answered:
+            return
+        line_call = self.calls.get(command.line_call)
+        payload = (
+            self._leg_payload(line_call, command.line_leg) if line_call is not None else PCMU_PT
+        )
+        preferred = [c for c in OUR_CODECS if c.payload_type in (payload, TELEPHONE_EVENT_PT)]
+        answer = None
+        for supported in (preferred, OUR_CODECS):
+            try:
+                answer = build_answer(
+                    call.a_offer,
+                    address=self.media_host,
+                    port=call.media.local_port("a"),
+                    supported=supported,
+                    session_id=int(now),
+                    session_version=1,
+                )
+            except SdpError:
+                break
+            if _audio_payload(answer) is not None:
+                break
+            answer = None
+        if answer is None:
+            self._final_to_a(call, 488, "Not Acceptable Here", now)
+            return
+        if _audio_payload(answer) != payload:
+            log.warning(
+                "call %s: the waiting caller has no codec in common with the line; "
+                "they will not hear each other well",
+                call.call_id,
+            )
+        call.media.set_remote("a", *_media_address(call.a_offer))
+        call.a_answer = answer.to_bytes()
+        self._answer_a(call, call.a_answer, now)
+
+    def execute(self, commands: list[Command], now: float) -> None:
+        """Carry out engine commands asked for from outside SIP (portal call control)."""
+        self._run(commands, now)
+
+    def _origin_failed(self, call: CallLegs, now: float, status: int, outcome: str) -> None:
+        """The record of a call we placed that ended before the engine saw it."""
+        plan = call.origin
+        assert plan is not None
+        record = CallRecord(
+            call_id=call.call_id,
+            direction=Direction.INTERNAL,
+            caller=call.caller.party,
+            callee=plan.callee,
+            dialled=plan.to,
+            route=None,
+            trunk=None,
+            caller_user=plan.user.username,
+            callee_user=None,
+            state=CallState.ENDED,
+            started_at=now,
+            ended_at=now,
+            outcome=outcome,
+            status=status,
+            ended_by="system" if status == 503 else "caller",
+        )
+        self._run([CallUpdated(record)], now)
+
     def _new_call_id(self) -> str:
         return f"c{next(self._ids)}-{new_tag()[:8]}"
 
@@ -440,9 +554,11 @@ class B2bua:
         method = request.method
         if method == "BYE":
             self._respond(key, make_response(request, 200), now)
+            # The dialog is over (RFC 3261 section 15.1.2): nothing more is sent
+            # on it, not even a tone.
+            dialog.state = DialogState.TERMINATED
             if call.lingering:
                 # The engine is done with this call; only a tone was left.
-                dialog.state = DialogState.TERMINATED
                 self._finish(call)
                 return True
             self._run(self.engine.on_hangup(call.call_id, leg_name, now), now)
@@ -535,7 +651,9 @@ class B2bua:
                     self.on_record(command.record)
                 if command.record.ended_at is not None and call is not None:
                     call.ended = True
-                    if not call.lingering:
+                    # A call whose leg is a telecommuter line still in use keeps
+                    # its legs until the engine releases them.
+                    if not call.lingering and not self.engine.is_carrier(call.call_id):
                         self._finish(call)
                 continue
             if call is None:
@@ -543,6 +661,15 @@ class B2bua:
             if isinstance(command, Feature):
                 call.feature_pending = True
                 self._features.append(command)
+                continue
+            if isinstance(command, PlayTone | StopTone | Bridge):
+                self._media_command(call, command)
+                continue
+            if isinstance(command, AnswerWaiting):
+                self._answer_waiting(call, command, now)
+                continue
+            if isinstance(command, Release):
+                self._finish(call)
                 continue
             if isinstance(command, Dial):
                 self._dial(call, command, now)
@@ -861,7 +988,9 @@ class B2bua:
             # A call we placed failed after the user answered: they hear busy
             # (or congestion for any other failure) for a while, as on a desk
             # phone, and the portal shows why (T4).
-            if call.answered and call.media is not None and not call.lingering:
+            dialog = call.a.dialog
+            up = dialog is not None and dialog.state is DialogState.CONFIRMED
+            if up and call.media is not None and not call.lingering:
                 tone = self.tones.busy if status in (486, 600) else self.tones.congestion
                 call.media.play_tone("a", tone, call.a_payload)
                 call.lingering = True
@@ -914,6 +1043,12 @@ class B2bua:
     def _relay(
         self, call: CallLegs, from_leg: str, key: TxKey, request: Request, now: float
     ) -> None:
+        if request.method != "INFO" and self.engine.shares_line(call.call_id):
+            # The legs of a telecommuter line are switched between calls: a
+            # re-INVITE or UPDATE (a session refresh, a hold) is this hop's
+            # business, answered here, not relayed to whoever is joined now.
+            self._answer_locally(call, from_leg, key, request, now)
+            return
         other_name = self._other_leg(call, from_leg)
         other = call.a if other_name == A_LEG else call.branches.get(other_name or "")
         if other is None or other.dialog is None or other.dialog.state is not DialogState.CONFIRMED:
@@ -949,6 +1084,44 @@ class B2bua:
         )
         out_key = self.tx.send_request(forwarded, other.peer, now)
         self._relays[out_key] = _Relay(call.call_id, from_leg, key, request)
+
+    def _answer_locally(
+        self, call: CallLegs, leg_name: str, key: TxKey, request: Request, now: float
+    ) -> None:
+        leg = call.a if leg_name == A_LEG else call.branches.get(leg_name)
+        if leg is None:
+            self._respond(key, make_response(request, 481), now)
+            return
+        offer = self._sdp_of(request)
+        body = b""
+        if offer is not None and call.media is not None:
+            side = _side(leg_name)
+            payload = self._leg_payload(call, leg_name)
+            codecs = [c for c in OUR_CODECS if c.payload_type in (payload, TELEPHONE_EVENT_PT)]
+            try:
+                leg.sdp_version += 1
+                answer = build_answer(
+                    offer,
+                    address=self.media_host,
+                    port=call.media.local_port(side),
+                    supported=codecs,
+                    session_id=int(now),
+                    session_version=leg.sdp_version,
+                )
+            except SdpError:
+                self._respond(key, make_response(request, 488, "Bad SDP"), now)
+                return
+            call.media.set_remote(side, *_media_address(offer))
+            body = answer.to_bytes()
+            leg.sent_sdp = body
+        response = make_response(
+            request,
+            200,
+            headers=[("Contact", str(self._contact(leg.peer))), ("Allow", ALLOW)],
+            body=body,
+            content_type=SDP if body else None,
+        )
+        self._respond(key, response, now)
 
     def _relay_response(self, key: TxKey, relay: _Relay, response: Response, now: float) -> None:
         if response.status < 200:
@@ -1144,6 +1317,11 @@ class B2bua:
         data = rewritten.to_bytes()
         leg.sent_sdp = data
         return data
+
+
+def _side(leg_name: str) -> Side:
+    """The media side of a leg: A faces side "a", every branch side "b"."""
+    return "a" if leg_name == A_LEG else "b"
 
 
 def _audio_payload(sdp: SessionDescription) -> int | None:

@@ -220,6 +220,7 @@ def _view(user: UserRecord) -> UserView:
         forward_busy=user.forward_busy,
         forward_no_answer=user.forward_no_answer,
         dnd=user.dnd,
+        call_waiting=user.call_waiting,
     )
 
 

@@ -23,8 +23,10 @@ from teleoffice.calls.engine import (
     CallEngine,
     CallRecord,
     CallState,
+    Direction,
     Feature,
     FeatureName,
+    Party,
     Refusal,
 )
 from teleoffice.calls.locations import Changes, Location, LocationBook, LocationKind
@@ -64,6 +66,7 @@ class TelephonyRepos:
 _EVENT_OF_STATE = {
     CallState.CALLING: "call.calling",
     CallState.RINGING: "call.ringing",
+    CallState.WAITING: "call.waiting",
     CallState.CONNECTED: "call.answered",
     CallState.ENDED: "call.ended",
 }
@@ -80,7 +83,12 @@ class Telephony:
         clock: Callable[[], float],
         publish: Publish | None = None,
         poke: Callable[[], None] | None = None,
+        portal_timeout: float = 0.0,
     ) -> None:
+        # T8: a telecommuter without any portal connection for this long is
+        # returned per T7; 0 turns it off (the default).
+        self.portal_timeout = portal_timeout
+        self._last_online: dict[str, float] = {}
         self.engine = engine
         self.b2bua = b2bua
         self.directory = directory
@@ -230,6 +238,34 @@ class Telephony:
             [username],
         )
 
+    async def housekeeping(self, online: set[str]) -> None:
+        """Run every few seconds: end telecommuter mode for users who may no
+        longer use it (deleted, or the permission taken away, T1/T7), and for
+        those whose portal has been gone too long (T8, when configured)."""
+        now = self.clock()
+        for username, location in self.book.telecommuters().items():
+            user = self.directory.user(username)
+            why = None
+            if user is None or not user.telecommuter_allowed:
+                why = "telecommuter mode is no longer allowed"
+            elif self.portal_timeout > 0:
+                if username in online:
+                    self._last_online[username] = now
+                else:
+                    seen = self._last_online.get(username, location.since)
+                    if now - seen > self.portal_timeout:
+                        why = f"no portal connection for {self.portal_timeout:g} s"
+            if why is None:
+                continue
+            log.info("ending telecommuter mode of %s: %s", username, why)
+            self._last_online.pop(username, None)
+            try:
+                await self.end_telecommuter(username)
+            except TelephonyError:
+                continue
+            except Exception:
+                log.exception("could not end telecommuter mode of %s", username)
+
     # ---- calls ----------------------------------------------------------------------------
 
     def place_call(self, username: str, to: str) -> str:
@@ -240,17 +276,58 @@ class Telephony:
         plan = self.engine.prepare_call(view, to, self.clock())
         if isinstance(plan, Refusal):
             raise TelephonyError.of(plan)
-        call_id = self.b2bua.originate(plan, self.clock())
+        now = self.clock()
+        call_id = self.b2bua.originate(plan, now)
+        # Known (and cancellable) at once, before its media is open and the
+        # engine takes it up.
+        self.on_record(
+            CallRecord(
+                call_id=call_id,
+                direction=Direction.INTERNAL,
+                caller=Party(view.extension, view.display_name),
+                callee=plan.callee,
+                dialled=to,
+                route=None,
+                trunk=None,
+                caller_user=username,
+                callee_user=None,
+                state=CallState.CALLING,
+                started_at=now,
+            )
+        )
         self.poke()
         return call_id
 
     def hang_up(self, username: str, call_id: str) -> None:
+        self._own_call(username, call_id)
+        self.b2bua.hang_up(call_id, self.clock())
+        self.poke()
+
+    def control(self, username: str, call_id: str, action: str) -> None:
+        """Call control from the portal: answer/reject a waiting call, hold, resume."""
+        self._own_call(username, call_id)
+        now = self.clock()
+        if action == "answer":
+            result = self.engine.answer_waiting(username, call_id, now)
+        elif action == "reject":
+            result = self.engine.reject_waiting(username, call_id, now)
+        elif action == "hold":
+            result = self.engine.hold(call_id)
+        elif action == "resume":
+            result = self.engine.resume(call_id)
+        else:
+            raise TelephonyError(422, "unknown_action", f"no call action {action!r}")
+        if isinstance(result, Refusal):
+            raise TelephonyError.of(result)
+        self.b2bua.execute(result, now)
+        self.poke()
+
+    def _own_call(self, username: str, call_id: str) -> CallRecord:
         record = self._live.get(call_id)
         if record is None or username not in (record.caller_user, record.callee_user):
             # Somebody else's call is as invisible as one that does not exist.
             raise TelephonyError(404, "not_found", f"no call {call_id!r}")
-        self.b2bua.hang_up(call_id, self.clock())
-        self.poke()
+        return record
 
     def on_record(self, record: CallRecord) -> None:
         """Every change of every call, from the B2BUA (on the loop thread)."""
@@ -316,6 +393,7 @@ def call_view(record: CallRecord, username: str) -> dict[str, Any]:
         "direction": "outgoing" if outgoing else "incoming",
         "kind": record.direction.value,
         "state": record.state.value,
+        "held": record.held,
         "route": record.route,
         "started_at": _iso(record.started_at),
         "ringing_at": _iso(record.ringing_at),
