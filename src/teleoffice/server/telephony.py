@@ -299,7 +299,11 @@ class Telephony:
         return call_id
 
     def hang_up(self, username: str, call_id: str) -> None:
-        self._own_call(username, call_id)
+        legs = self.b2bua.calls.get(call_id)
+        if not (legs is not None and legs.lingering and legs.caller.user == username):
+            # (A call that failed after the user answered still plays them its
+            # busy tone: they may hang that up too.)
+            self._own_call(username, call_id)
         self.b2bua.hang_up(call_id, self.clock())
         self.poke()
 
