@@ -221,6 +221,9 @@ class Dial:
     # The forwards that led here, oldest first, so the called side can tell
     # "forwarded from 202" (RFC 5806 Diversion; T5's diversion information).
     diversions: tuple[Diversion, ...] = ()
+    # For a transfer target: the leg whose negotiated codec the offer keeps, so
+    # the party already talking and the target need no transcoding.
+    media_like: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -320,6 +323,16 @@ class AnswerWaiting:
 
 
 @dataclass(frozen=True, slots=True)
+class Abandon:
+    """A party whose call failed after it was answered (a transfer target that
+    did not take it) hears `tone` for a while and is then hung up."""
+
+    call_id: str
+    leg: str
+    tone: ToneName
+
+
+@dataclass(frozen=True, slots=True)
 class Release:
     """The call carried a telecommuter line that has now ended: forget its legs."""
 
@@ -365,6 +378,7 @@ Command = (
     | Bridge
     | AnswerWaiting
     | Release
+    | Abandon
 )
 
 
@@ -390,6 +404,7 @@ class OriginPhase(Enum):
 
     CALLBACK = "callback"  # ringing the user's own line (phone or telecommuter number)
     PLACING = "placing"  # the user answered; the destination is being called
+    TRANSFER = "transfer"  # leg A is being replaced by a transfer target
 
 
 @dataclass
@@ -415,6 +430,9 @@ class Call:
     # The call ended, but one of its legs is a telecommuter line still in use
     # by other calls: the legs stay until the line ends (`Line`).
     carrier_only: bool = False
+    # A blind transfer in progress: the party who stays (hearing ringback)
+    # while the target rings; None otherwise.
+    transfer_party: str | None = None
 
     @property
     def id(self) -> str:
@@ -502,6 +520,19 @@ class _Failure:
 _BUSY = _Failure(486, "Busy Here", "busy", "callee")
 _NO_ANSWER = _Failure(480, "No Answer", "no-answer", "system")
 _NO_ANSWER_BUSY = _Failure(486, "Busy Here", "no-answer", "system")
+
+# How long a transfer target may ring before the transferred party is told.
+TRANSFER_RING_SECONDS = 30.0
+
+
+def _failure_of(status: int) -> _Failure:
+    if status in (486, 600):
+        return replace(_BUSY, status=status)
+    if status in (408, 480):
+        return _NO_ANSWER
+    return _Failure(status, "Call Failed", "failed", "callee")
+
+
 _UNAVAILABLE = _Failure(480, "Temporarily Unavailable", "unavailable", "system")
 
 Restrictions = Callable[[str], RestrictionProfile]
@@ -752,6 +783,15 @@ class CallEngine:
         if branch_id == A_LEG:
             return self._callback_answered(call_id, now)
         call, branch = self._branch(call_id, branch_id)
+        if (
+            call is not None
+            and branch is not None
+            and call.transfer_party is not None
+            and branch.stage == call.stage
+            and branch.state in (BranchState.TRYING, BranchState.RINGING)
+        ):
+            branch.state = BranchState.ANSWERED
+            return self._transfer_answered(call, branch_id, now)
         if call is None or branch is None:
             return []
         if (
@@ -794,7 +834,9 @@ class CallEngine:
             return []
         branch.state = BranchState.FAILED
         branch.status = status
-        if call.state in (CallState.CONNECTED, CallState.ENDED) or branch.stage != call.stage:
+        if call.state is CallState.ENDED or branch.stage != call.stage:
+            return []
+        if call.state is CallState.CONNECTED and call.transfer_party is None:
             return []
         if 600 <= status < 700:
             # A global failure ends the search everywhere (RFC 3261 section 16.7).
@@ -824,6 +866,14 @@ class CallEngine:
         call = self.calls.get(call_id)
         if call is None:
             return []
+        if call.transfer_party is not None:
+            if leg != call.transfer_party:
+                return []  # the transferring user's old leg, already let go
+            # The party gave up while the transfer target rang.
+            commands = self._cancel_all(call)
+            if call.origin is OriginPhase.TRANSFER:
+                commands.append(CancelBranch(call_id, A_LEG))
+            return commands + self._finish(call, now, _who(call, leg))
         line = self._line_of(call)
         if line is not None and line.carrier == call_id and leg == line.leg:
             return self._line_dropped(line, now)
@@ -861,6 +911,8 @@ class CallEngine:
 
     def _callback_answered(self, call_id: str, now: float) -> list[Command]:
         call = self.calls.get(call_id)
+        if call is not None and call.origin is OriginPhase.TRANSFER:
+            return self._transfer_answered(call, A_LEG, now)
         if call is None or call.origin is not OriginPhase.CALLBACK:
             # Answered after we gave up on it (it crossed our CANCEL): end it.
             return [Hangup(call_id, A_LEG)]
@@ -873,6 +925,8 @@ class CallEngine:
 
     def _callback_failed(self, call_id: str, status: int, now: float) -> list[Command]:
         call = self.calls.get(call_id)
+        if call is not None and call.origin is OriginPhase.TRANSFER:
+            return self._fail(call, now, _failure_of(status))
         if call is None or call.origin is not OriginPhase.CALLBACK:
             return []
         # The user did not take the callback: nothing is dialled onward (T4).
@@ -884,8 +938,14 @@ class CallEngine:
         call = self.calls.get(call_id)
         if call is None or name is not TimerName.NO_ANSWER:
             return []
-        if call.state not in (CallState.CALLING, CallState.RINGING, CallState.WAITING):
+        transferring = call.transfer_party is not None
+        if (
+            call.state not in (CallState.CALLING, CallState.RINGING, CallState.WAITING)
+            and not transferring
+        ):
             return []
+        if call.origin is OriginPhase.TRANSFER:
+            return [CancelBranch(call_id, A_LEG), *self._fail(call, now, _NO_ANSWER)]
         if call.origin is OriginPhase.CALLBACK:
             self._note(call, "not answered by the user")
             ended = self._end(
@@ -961,6 +1021,134 @@ class CallEngine:
         commands.append(StartTimer(call.id, TimerName.NO_ANSWER, now + user.no_answer_timeout))
         commands.append(CallUpdated(call.record))
         return commands
+
+    # ---- blind transfer (T4) -------------------------------------------------------------
+
+    def transfer(self, username: str, call_id: str, to: str, now: float) -> Refusal | list[Command]:
+        """Hand the other party of `username`'s call to `to` and let the user go.
+
+        Checked against the user's restrictions as if they dialled `to` (T11:
+        transfers are calls the user causes).  The party hears ringback while
+        the target rings, is joined to it when it answers, and hears busy (or
+        congestion) and is hung up when it does not.
+
+        When the user's leg is a branch (they were called), the target is rung
+        like any call: phones in parallel, forwards, do not disturb.  When it is
+        leg A (they placed the call, from a phone or the portal), the target
+        replaces leg A and is one destination: a forward-always is followed
+        once, and a user who is not reachable on one line refuses the transfer.
+        """
+        call = self.calls.get(call_id)
+        if call is None or call.state is not CallState.CONNECTED or call.carrier_only:
+            return Refusal(409, "not_connected", "That call is not connected")
+        if call.transfer_party is not None:
+            return Refusal(409, "transferring", "That call is already being transferred")
+        line = self._line_of(call)
+        if line is not None and len(line.calls()) > 1:
+            return Refusal(
+                409, "line_busy", "Finish or hang up your other call before transferring this one"
+            )
+        user_leg = self._user_leg(call, username)
+        if user_leg is None:
+            return Refusal(404, "not_found", "That is not your call")
+        party = A_LEG if user_leg != A_LEG else call.connected
+        assert party is not None
+        found = route(to, from_trunk=False, directory=self.directory)
+        if isinstance(found, Unroutable):
+            return Refusal(422, "unroutable", f"{to!r} cannot be dialled: {found.reason.lower()}")
+        if isinstance(found, ToUser):
+            if found.user.username == username:
+                return Refusal(422, "self", "A call cannot be transferred to yourself")
+            number = normalize(to) or found.user.extension
+            verdict = self.may_dial(username, number, internal=True, from_phone=False)
+        else:
+            verdict = self.may_dial(username, found.number, internal=False, from_phone=False)
+        if isinstance(verdict, Barred):
+            return Refusal(403, "barred", verdict.reason)
+        identity = call.caller.party if party == A_LEG else call.record.callee
+        target: DialTarget | None = None
+        if user_leg == A_LEG:
+            single = self._single_target(found, now)
+            if isinstance(single, Refusal):
+                return single
+            target = single
+        commands: list[Command] = [Hangup(call_id, user_leg)]
+        if line is not None:
+            del self.lines[line.user]
+            call.on_line = None
+        commands += self._cancel_all(call)
+        call.stage += 1
+        call.transfer_party = party
+        self._note(call, f"transferred by {username} to {to}")
+        commands.append(PlayTone(call_id, party, ToneName.RINGBACK))
+        if target is not None:
+            call.origin = OriginPhase.TRANSFER
+            call.a_line = None
+            call.a_answered = False
+            commands.append(Dial(call_id, A_LEG, target, identity, Party(to), media_like=party))
+            commands.append(StartTimer(call_id, TimerName.NO_ANSWER, now + TRANSFER_RING_SECONDS))
+            return [*commands, CallUpdated(call.record)]
+        call.connected = None
+        if isinstance(found, ToUser):
+            # The target's own settings apply (forwards, DND, location); the
+            # party is presented as the caller.
+            return commands + self._reach_user(call, found.user, now)
+        branch = self._add_branch(call, TrunkTarget(found.trunk.name, found.number))
+        commands.append(
+            Dial(call_id, branch.id, branch.target, identity, Party(found.number), media_like=party)
+        )
+        commands.append(StartTimer(call_id, TimerName.NO_ANSWER, now + TRANSFER_RING_SECONDS))
+        return [*commands, CallUpdated(call.record)]
+
+    def _user_leg(self, call: Call, username: str) -> str | None:
+        """Which leg of the call is `username`'s own."""
+        if call.record.caller_user == username:
+            return A_LEG
+        if call.record.callee_user == username:
+            return call.connected
+        return None
+
+    def _single_target(self, found: ToUser | ToTrunk, now: float) -> DialTarget | Refusal:
+        if isinstance(found, ToTrunk):
+            return TrunkTarget(found.trunk.name, found.number)
+        user = found.user
+        if user.forward_always:
+            ahead = route(user.forward_always, from_trunk=False, directory=self.directory)
+            if isinstance(ahead, ToTrunk):
+                return TrunkTarget(ahead.trunk.name, ahead.number)
+            if isinstance(ahead, ToUser):
+                user = ahead.user
+        if user.dnd:
+            return Refusal(409, "target_busy", f"{user.extension} does not take calls now")
+        location = self.locate(user)
+        if location.kind is LocationKind.TELECOMMUTER and location.number:
+            leg = route(location.number, from_trunk=False, directory=self.directory)
+            if isinstance(leg, ToTrunk) and not self.line_busy(user.username):
+                return TrunkTarget(leg.trunk.name, leg.number)
+        elif location.kind is LocationKind.PHONE and location.account:
+            phones = self.contacts(location.account, now)
+            if phones:
+                return phones[0]
+        return Refusal(409, "target_unavailable", f"{user.extension} cannot take a call now")
+
+    def _transfer_answered(self, call: Call, leg: str, now: float) -> list[Command]:
+        party = call.transfer_party
+        assert party is not None
+        call.transfer_party = None
+        commands: list[Command] = [StopTimer(call.id, TimerName.NO_ANSWER)]
+        commands += self._cancel_all(call)
+        commands.append(StopTone(call.id, party))
+        if leg == A_LEG:
+            call.origin = OriginPhase.PLACING
+            call.a_answered = True
+            commands.append(Bridge(call.id, A_LEG, call.id, party))
+        else:
+            call.connected = leg
+            commands.append(Connect(call.id, leg))
+            commands.append(Bridge(call.id, A_LEG, call.id, leg))
+        self._note(call, "transfer answered")
+        call.record = replace(call.record, held=False)
+        return [*commands, CallUpdated(call.record)]
 
     # ---- the telecommuter line: call waiting, hold, resume (rule T6) ----------------
 
@@ -1378,8 +1566,15 @@ class CallEngine:
     def _end(
         self, call: Call, now: float, status: int, reason: str, *, outcome: str, by: str
     ) -> list[Command]:
+        failed: Command = Reject(call.id, status, reason)
+        if call.transfer_party is not None:
+            # The party was answered long ago: it hears the failure, then goes.
+            tone = ToneName.BUSY if status in (486, 600) else ToneName.CONGESTION
+            failed = Abandon(call.id, call.transfer_party, tone)
+            self._note(call, f"transfer failed ({status})")
+            outcome = "failed"
         commands: list[Command] = [
-            Reject(call.id, status, reason),
+            failed,
             StopTimer(call.id, TimerName.NO_ANSWER),
             *self._leave_line(call),
         ]

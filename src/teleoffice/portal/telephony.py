@@ -182,6 +182,27 @@ def create_telephony_router(telephony: Telephony) -> APIRouter:
             raise _api_error(exc) from None
 
     @router.post(
+        "/calls/{call_id}/transfer",
+        tags=["calls"],
+        summary="Blind transfer: hand the other party to another number",
+        description=(
+            "Checked against your restrictions as if you dialled the number (403 when "
+            "barred, nothing is dialled). Your leg of the call ends at once; the other "
+            "party hears ringback until the target answers, or busy if it does not."
+        ),
+    )
+    async def transfer(
+        call_id: Annotated[str, Path(pattern=CALL_ID_PATTERN)],
+        body: CallIn,
+        user: CurrentUser,
+    ) -> dict[str, Any]:
+        try:
+            telephony.transfer(user.username, call_id, body.to)
+        except TelephonyError as exc:
+            raise _api_error(exc) from None
+        return {"id": call_id, "to": body.to, "state": "transferring"}
+
+    @router.post(
         "/calls/{call_id}/{action}",
         tags=["calls"],
         summary="Call control: answer, reject, hold or resume",

@@ -22,6 +22,7 @@ from typing import Literal, Protocol, Self
 
 from teleoffice.calls.engine import (
     A_LEG,
+    Abandon,
     AnswerWaiting,
     Bridge,
     CallEngine,
@@ -167,6 +168,7 @@ class CallLegs:
     # After the call ended, leg A still hears a tone (busy after a failed
     # destination, the confirmation of a feature code) until a timer hangs up.
     lingering: bool = False
+    linger_leg: str = A_LEG
     feature_pending: bool = False
     a_payload: int = 0  # the payload type of A's audio, for tones played to it
 
@@ -417,9 +419,24 @@ class B2bua:
         self._answer_a(call, answer.to_bytes(), now)
         call.a_payload = payload
         call.ended = call.lingering = True
+        call.linger_leg = A_LEG
         call.media.set_remote("a", *_media_address(call.a_offer))
         call.media.play_tone("a", self.tones.confirm, payload)
         self._push_timer(now + FEATURE_TONE_SECONDS, call.call_id, "linger")
+
+    def _linger(self, call: CallLegs, leg_name: str, tone: Tone, now: float) -> None:
+        """The call is over for the engine; `leg_name` hears `tone` for a while,
+        then gets its BYE (unless it hangs up first)."""
+        leg = call.a if leg_name == A_LEG else call.branches.get(leg_name)
+        dialog = leg.dialog if leg is not None else None
+        if dialog is None or dialog.state is not DialogState.CONFIRMED or call.media is None:
+            return
+        if call.lingering:
+            return
+        call.media.play_tone(_side(leg_name), tone, self._leg_payload(call, leg_name))
+        call.lingering = True
+        call.linger_leg = leg_name
+        self._push_timer(now + FAILURE_TONE_SECONDS, call.call_id, "linger")
 
     def _media_command(self, call: CallLegs, command: PlayTone | StopTone | Bridge) -> None:
         media = call.media
@@ -628,7 +645,7 @@ class B2bua:
             if name == TimerName.NO_ANSWER.value:
                 self._run(self.engine.on_timer(call_id, TimerName.NO_ANSWER, now), now)
             elif name == "linger" and call is not None:
-                self._send_bye(call, A_LEG, now)
+                self._send_bye(call, call.linger_leg, now)
                 self._finish(call)
             elif name.startswith("refresh:") and call is not None:
                 self._refresh(call, name.split(":", 1)[1], now)
@@ -670,6 +687,10 @@ class B2bua:
                 continue
             if isinstance(command, Release):
                 self._finish(call)
+                continue
+            if isinstance(command, Abandon):
+                tone = getattr(self.tones, command.tone.value)
+                self._linger(call, command.leg, tone, now)
                 continue
             if isinstance(command, Dial):
                 self._dial(call, command, now)
@@ -715,15 +736,30 @@ class B2bua:
             SipUri(host=self.domain, user=identity.number), identity.name, (("tag", new_tag()),)
         )
         if command.branch == A_LEG:
-            # The user's own line, rung first for a call the PBX places.
-            leg = call.a
-            leg.peer, leg.trunk = peer, trunk
-            body = self._own_offer(call, leg)
+            # The user's own line, rung first for a call the PBX places; or a
+            # transfer target taking leg A's place (the old leg got its BYE).
+            old = call.a
+            if old.dialog is not None:
+                self.dialogs.remove(old.dialog)
+                self._dialog_owner.pop(old.dialog.id, None)
+            leg = call.a = Leg(A_LEG, peer, trunk=trunk)
+            codecs: tuple[Codec, ...] = OUR_CODECS
+            if command.media_like is not None:
+                payload = self._leg_payload(call, command.media_like)
+                codecs = tuple(
+                    c for c in OUR_CODECS if c.payload_type in (payload, TELEPHONE_EVENT_PT)
+                )
+            body = self._own_offer(call, leg, codecs)
         else:
             leg = Leg(command.branch, peer, trunk=trunk)
             call.branches[command.branch] = leg
-            assert call.a_offer is not None
-            body = self._sdp_for(call, leg, call.a_offer, "b")
+            offer = call.a_offer
+            if call.answered and call.origin is None and call.a_answer:
+                # A transfer target: offered what the caller already talks, so
+                # the two agree without transcoding.
+                offer = parse_sdp(call.a_answer)
+            assert offer is not None
+            body = self._sdp_for(call, leg, offer, "b")
         headers = [
             ("Allow", ALLOW),
             ("Supported", "timer"),
@@ -942,7 +978,7 @@ class B2bua:
         winner = call.branches[branch]
         call.connected = branch
         self._push_timer(now + self.session_interval / 2, call.call_id, f"refresh:{branch}")
-        if call.origin is not None:
+        if call.origin is not None or call.answered:
             # Leg A is connected already (it answered the callback): the tone
             # stops and the relay joins the two.
             if call.media is not None:
@@ -988,13 +1024,8 @@ class B2bua:
             # A call we placed failed after the user answered: they hear busy
             # (or congestion for any other failure) for a while, as on a desk
             # phone, and the portal shows why (T4).
-            dialog = call.a.dialog
-            up = dialog is not None and dialog.state is DialogState.CONFIRMED
-            if up and call.media is not None and not call.lingering:
-                tone = self.tones.busy if status in (486, 600) else self.tones.congestion
-                call.media.play_tone("a", tone, call.a_payload)
-                call.lingering = True
-                self._push_timer(now + FAILURE_TONE_SECONDS, call.call_id, "linger")
+            tone = self.tones.busy if status in (486, 600) else self.tones.congestion
+            self._linger(call, A_LEG, tone, now)
             return
         if call.answered:
             return
@@ -1291,14 +1322,14 @@ class B2bua:
         except SdpError:
             return None
 
-    def _own_offer(self, call: CallLegs, leg: Leg) -> bytes:
+    def _own_offer(self, call: CallLegs, leg: Leg, codecs: tuple[Codec, ...] = OUR_CODECS) -> bytes:
         """Our offer to the user's line (media side A) for a call we place."""
         port = call.media.local_port("a") if call.media is not None else 9
         leg.sdp_version += 1
         offer = build_offer(
             address=self.media_host,
             port=port,
-            codecs=OUR_CODECS,
+            codecs=codecs,
             session_id=leg.sdp_version * 1000 + port,
             session_version=leg.sdp_version,
         )

@@ -326,6 +326,15 @@ class Telephony:
         self.b2bua.execute(result, now)
         self.poke()
 
+    def transfer(self, username: str, call_id: str, to: str) -> None:
+        """Blind transfer of the user's call to `to` (T4, checked like a call of theirs)."""
+        self._own_call(username, call_id)
+        result = self.engine.transfer(username, call_id, to, self.clock())
+        if isinstance(result, Refusal):
+            raise TelephonyError.of(result)
+        self.b2bua.execute(result, self.clock())
+        self.poke()
+
     def _own_call(self, username: str, call_id: str) -> CallRecord:
         record = self._live.get(call_id)
         if record is None or username not in (record.caller_user, record.callee_user):
