@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from teleoffice.config import Settings
 from teleoffice.store.repos import Sessions, UserRepo
+from teleoffice.store.telecommuter import TelecommuterRepo
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,13 +22,14 @@ class DemoUser:
     password: str  # portal login
     sip_password: str  # base phone
     is_admin: bool = False
+    login_code: str = ""  # hot desking: *11<extension>*<code> from any phone
 
 
 DEMO_USERS: tuple[DemoUser, ...] = (
     DemoUser("admin", "Administrator", "200", "admin", "sip200", is_admin=True),
-    DemoUser("alice", "Alice Adams", "201", "alice", "sip201"),
-    DemoUser("bob", "Bob Brown", "202", "bob", "sip202"),
-    DemoUser("carol", "Carol Clark", "203", "carol", "sip203"),
+    DemoUser("alice", "Alice Adams", "201", "alice", "sip201", login_code="2011"),
+    DemoUser("bob", "Bob Brown", "202", "bob", "sip202", login_code="2022"),
+    DemoUser("carol", "Carol Clark", "203", "carol", "sip203", login_code="2033"),
 )
 
 
@@ -52,6 +54,7 @@ def seed(session_factory: Sessions, settings: Settings) -> list[str]:
     repo = UserRepo(session_factory, realm=settings.realm)
     if repo.count() > 0:
         return []
+    codes = TelecommuterRepo(session_factory)
     for demo in DEMO_USERS:
         repo.add_user(
             demo.username,
@@ -63,12 +66,14 @@ def seed(session_factory: Sessions, settings: Settings) -> list[str]:
             # The demo exists to show telecommuter mode, so people may try it at once.
             telecommuter_allowed=not demo.is_admin,
         )
-    health = f"http://{_display_host(settings.http_host)}:{settings.http_port}/healthz"
+        if demo.login_code:
+            codes.set_login_code(demo.username, demo.login_code)
+    base = f"http://{_display_host(settings.http_host)}:{settings.http_port}"
+    health = f"{base}/healthz"
     registrar = f"{_display_host(settings.domain)}:{settings.sip_port}"
     lines = [
         "Demo directory created (these passwords are public: do not expose this server).",
-        # The web portal is not there yet; the logins are for it and the API.
-        "Portal logins (for the web portal and API, still to come):",
+        f"Portal API logins (POST {base}/api/login; API reference at {base}/docs):",
     ]
     lines += [
         f"  {d.username:<6} / {d.password:<6}  {d.display_name}, extension {d.extension}"
@@ -82,5 +87,9 @@ def seed(session_factory: Sessions, settings: Settings) -> list[str]:
         f"  user {d.extension}  password {d.sip_password}  ({d.username})" for d in DEMO_USERS
     ]
     lines.append("Then dial an extension, e.g. 202 from alice's phone to reach bob.")
+    codes_text = ", ".join(f"{d.username} {d.login_code}" for d in DEMO_USERS if d.login_code)
+    lines.append(
+        f"Hot desking: dial *11<extension>*<login code> on any phone ({codes_text}); *12 logs out."
+    )
     lines.append(f"Status: {health} (and /metrics for Prometheus).")
     return lines

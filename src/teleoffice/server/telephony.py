@@ -243,6 +243,14 @@ class Telephony:
         longer use it (deleted, or the permission taken away, T1/T7), and for
         those whose portal has been gone too long (T8, when configured)."""
         now = self.clock()
+        for username, location in self.book.stored().items():
+            if self.directory.user(username) is None:
+                # Deleted: its stored row went with it (ON DELETE CASCADE).
+                self.book.forget(username)
+                self._last_online.pop(username, None)
+            elif location.account is not None and not self.directory.has_account(location.account):
+                # Logged in on a phone that has since been deleted.
+                await self.log_out(username)
         for username, location in self.book.telecommuters().items():
             user = self.directory.user(username)
             why = None
