@@ -311,6 +311,7 @@ class Application:
             snapshot=self.telephony.snapshot,
             token_ttl=settings.portal_token_ttl,
             clock=clock,
+            directory_changed=self.directory.reload,
         )
         self.http = create_http_app(registry=self.metrics, status=self.status, portal=self.portal)
         self.http.include_router(create_telephony_router(self.telephony))

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, FastAPI, HTTPException
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+
+from fastapi import APIRouter, FastAPI, HTTPException, Request
+from starlette.responses import Response as StarletteResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from teleoffice.portal import admin, auth, events, me
 from teleoffice.portal.deps import PortalContext, attach_context
 from teleoffice.portal.errors import error_response, install_error_handlers
+
+log = logging.getLogger("teleoffice.portal")
 
 # Request bodies of the API are small JSON documents; refuse anything larger
 # before it is read into memory.
@@ -63,9 +70,33 @@ class BodyLimit:
         await response(scope, receive, send)
 
 
+# Writes under these paths change what the PBX routes by (users, forwards,
+# restrictions, permissions).
+_DIRECTORY_PATHS = ("/api/admin/", "/api/me/settings")
+
+
 def install_portal(app: FastAPI, context: PortalContext) -> None:
     """Serve the portal from `app`: routes, error shape, body limit, context."""
     attach_context(app.state, context)
     install_error_handlers(app)
     app.add_middleware(BodyLimit)
     app.include_router(create_portal_router())
+
+    @app.middleware("http")
+    async def refresh_directory(
+        request: Request, call_next: Callable[[Request], Awaitable[StarletteResponse]]
+    ) -> StarletteResponse:
+        # The SIP side reads a snapshot of the directory, refreshed every few
+        # seconds; a change made here is applied before the answer goes back,
+        # so a user allowed telecommuter mode a moment ago can start it at once.
+        response = await call_next(request)
+        if (
+            request.method not in ("GET", "HEAD", "OPTIONS")
+            and response.status_code < 300
+            and request.url.path.startswith(_DIRECTORY_PATHS)
+        ):
+            try:
+                await asyncio.to_thread(context.directory_changed)
+            except Exception:
+                log.exception("could not refresh the directory after %s", request.url.path)
+        return response

@@ -44,6 +44,10 @@ def _empty_snapshot(username: str) -> Mapping[str, Any]:
     return {}
 
 
+def _nothing() -> None:
+    return None
+
+
 @dataclass(frozen=True, slots=True)
 class PortalContext:
     """Everything the portal works with, built once by the composition root."""
@@ -59,6 +63,9 @@ class PortalContext:
     clock: Callable[[], float] = time.time  # unix time, replaced in tests
     limiter: LoginLimiter = field(default_factory=LoginLimiter)
     ping_interval: float = DEFAULT_PING_INTERVAL  # WebSocket keepalive, seconds
+    # Called (in a worker thread) after a write that changes routing: the
+    # composition root reloads the SIP side's directory snapshot.
+    directory_changed: Callable[[], None] = _nothing
 
     def now(self) -> datetime:
         return datetime.fromtimestamp(self.clock(), UTC)

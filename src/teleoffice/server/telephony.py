@@ -148,11 +148,12 @@ class Telephony:
 
     async def start_telecommuter(self, username: str, number: str) -> Location:
         """T1, T2, T3: checks, then the move; the user's phone stops ringing."""
-        user = self.directory.user(username)
-        view = self.directory.user_view(username)
-        if user is None or view is None:
+        if self.directory.user(username) is None:
             raise TelephonyError(404, "not_found", f"no user {username!r}")
-        if not user.telecommuter_allowed:
+        # Read fresh, not from the directory snapshot: a permission granted a
+        # moment ago counts.
+        settings = await asyncio.to_thread(self.repos.telecommuter.get, username)
+        if not settings.allowed:
             raise TelephonyError(
                 403,
                 "not_allowed",
@@ -169,7 +170,6 @@ class Telephony:
         verdict = self.engine.may_dial(username, found.number, internal=False, from_phone=False)
         if isinstance(verdict, Barred):
             raise TelephonyError(403, "barred", verdict.reason)
-        settings = await asyncio.to_thread(self.repos.telecommuter.get, username)
         if settings.patterns and not _matches_any(settings.patterns, found.number):
             raise TelephonyError(
                 403,
