@@ -323,6 +323,18 @@ class AnswerWaiting:
 
 
 @dataclass(frozen=True, slots=True)
+class Voicemail:
+    """Connect leg A to a mailbox: leave a message (`deposit`) or listen to one's
+    own.  The B2BUA answers leg A if it is not answered yet and hands its media
+    to the voicemail menus; they end the call when they are done."""
+
+    call_id: str
+    mailbox: str
+    deposit: bool
+    caller: Party
+
+
+@dataclass(frozen=True, slots=True)
 class Abandon:
     """A party whose call failed after it was answered (a transfer target that
     did not take it) hears `tone` for a while and is then hung up."""
@@ -379,6 +391,7 @@ Command = (
     | AnswerWaiting
     | Release
     | Abandon
+    | Voicemail
 )
 
 
@@ -433,6 +446,9 @@ class Call:
     # A blind transfer in progress: the party who stays (hearing ringback)
     # while the target rings; None otherwise.
     transfer_party: str | None = None
+    # The mailbox whose voicemail the caller is connected to (answered by
+    # teleoffice itself: no branch).
+    local: str | None = None
 
     @property
     def id(self) -> str:
@@ -567,7 +583,10 @@ class CallEngine:
         *,
         restrictions: Restrictions | None = None,
         locate: Locate | None = None,
+        voicemail_number: str = "",
     ) -> None:
+        # Dialled by a user, this reaches their own mailbox ("" turns it off).
+        self.voicemail_number = voicemail_number
         self.directory = directory
         self.contacts = contacts
         if restrictions is None:
@@ -589,7 +608,11 @@ class CallEngine:
     # ---- inputs ---------------------------------------------------------------
 
     def new_call(self, *, call_id: str, caller: Caller, dialled: str, now: float) -> list[Command]:
-        if caller.account is not None and dialled.startswith(FEATURE_PREFIX):
+        if (
+            caller.account is not None
+            and dialled.startswith(FEATURE_PREFIX)
+            and dialled != self.voicemail_number
+        ):
             return [_feature(call_id, caller.account, dialled)]
         call = self._open(call_id, caller, dialled, now)
         if caller.user is None and caller.trunk is None:
@@ -629,6 +652,8 @@ class CallEngine:
         """Route the dialled number and ring it (after the callback, for calls the
         PBX places for a user)."""
         caller, dialled = call.caller, call.record.dialled
+        if self.voicemail_number and dialled == self.voicemail_number and caller.trunk is None:
+            return self._voicemail_box(call, now)
         found = route(dialled, from_trunk=caller.trunk is not None, directory=self.directory)
         if isinstance(found, Unroutable):
             return self._end(
@@ -874,6 +899,8 @@ class CallEngine:
             if call.origin is OriginPhase.TRANSFER:
                 commands.append(CancelBranch(call_id, A_LEG))
             return commands + self._finish(call, now, _who(call, leg))
+        if call.local is not None:
+            return self._finish(call, now, "caller") if leg == A_LEG else []
         line = self._line_of(call)
         if line is not None and line.carrier == call_id and leg == line.leg:
             return self._line_dropped(line, now)
@@ -895,6 +922,22 @@ class CallEngine:
         call = self.calls.get(call_id)
         if call is None:
             return []
+        if call.carrier_only:
+            return []
+        if call.local is not None:
+            return [Hangup(call_id, A_LEG), *self._finish(call, now, "system")]
+        if call.transfer_party is not None:
+            # The target still rings: cancel it, and let the party go.
+            pending = self._cancel_all(call)
+            if call.origin is OriginPhase.TRANSFER:
+                pending.append(CancelBranch(call_id, A_LEG))
+            pending.append(Hangup(call_id, call.transfer_party))
+            return pending + self._finish(call, now, "system")
+        line = self._line_of(call)
+        if line is not None and call.state is CallState.CONNECTED and len(line.calls()) > 1:
+            # Only this call's party goes; the line stays for the other calls on it.
+            party = _party_leg(call)
+            return [Hangup(call_id, party), *self._party_left(call, line, now)]
         commands: list[Command] = []
         if call.origin is OriginPhase.CALLBACK and not call.a_answered:
             commands.append(CancelBranch(call_id, A_LEG))
@@ -1455,7 +1498,49 @@ class CallEngine:
         number = user.forward_busy if kind is ForwardKind.BUSY else user.forward_no_answer
         if number:
             return self._forward(call, user, kind, number, now, failure=failure)
+        if user.voicemail:
+            return self._to_voicemail(call, user, now)
         return self._fail(call, now, failure)
+
+    # ---- voicemail (T12) ------------------------------------------------------------------
+
+    def _to_voicemail(self, call: Call, user: UserView, now: float) -> list[Command]:
+        """The caller leaves a message for `user`: teleoffice answers the call."""
+        commands: list[Command] = [StopTimer(call.id, TimerName.NO_ANSWER)]
+        commands += self._cancel_all(call)
+        commands += self._leave_line(call)
+        call.ringing_user = None
+        call.local = user.username
+        self._note(call, f"voicemail of {user.extension}")
+        call.record = replace(
+            call.record,
+            state=CallState.CONNECTED,
+            answered_at=now,
+            ringing_at=call.record.ringing_at or now,
+        )
+        commands.append(Voicemail(call.id, user.username, True, call.caller.party))
+        return [*commands, CallUpdated(call.record)]
+
+    def _voicemail_box(self, call: Call, now: float) -> list[Command]:
+        """The caller dialled the voicemail number: their own mailbox (PIN asked
+        unless the call comes from a phone they are logged in on)."""
+        username = call.caller.user
+        if username is None:
+            return self._end(call, now, 404, "No Mailbox", outcome="not-found", by="system")
+        call.local = username
+        call.record = replace(
+            call.record,
+            callee=Party(self.voicemail_number, "Voicemail"),
+            callee_user=username,
+            route=_joined(call.record.route, "voicemail"),
+            state=CallState.CONNECTED,
+            answered_at=now,
+            ringing_at=now,
+        )
+        return [
+            Voicemail(call.id, username, False, call.caller.party),
+            CallUpdated(call.record),
+        ]
 
     def _forward(
         self,
@@ -1474,18 +1559,18 @@ class CallEngine:
         call.hops += 1
         if call.hops > MAX_FORWARD_HOPS:
             return self._refuse_forward(
-                call, number, f"more than {MAX_FORWARD_HOPS} forwards", now, failure
+                call, number, f"more than {MAX_FORWARD_HOPS} forwards", now, failure, user=user
             )
         # Routed as if `user` had dialled it: a forward to an outside number is
         # the user's call out, allowed even when the call came from a trunk
         # (the restriction check below is what stops toll fraud here).
         found = route(number, from_trunk=False, directory=self.directory)
         if isinstance(found, Unroutable):
-            return self._refuse_forward(call, number, found.reason.lower(), now, failure)
+            return self._refuse_forward(call, number, found.reason.lower(), now, failure, user=user)
         if isinstance(found, ToUser) and found.user.username in call.reached:
             # 202 -> 203 -> 202 would go round until the hop limit, ringing
             # phones all the way; a user is reached at most once per call.
-            return self._refuse_forward(call, number, "loop", now, failure)
+            return self._refuse_forward(call, number, "loop", now, failure, user=user)
         if isinstance(found, ToUser):
             verdict = self.may_dial(
                 user.username,
@@ -1496,7 +1581,7 @@ class CallEngine:
         else:
             verdict = self.may_dial(user.username, found.number, internal=False, from_phone=False)
         if isinstance(verdict, Barred):
-            return self._refuse_forward(call, number, verdict.reason, now, failure)
+            return self._refuse_forward(call, number, verdict.reason, now, failure, user=user)
         commands: list[Command] = [StopTimer(call.id, TimerName.NO_ANSWER)]
         call.stage += 1
         call.diversions = (
@@ -1520,9 +1605,18 @@ class CallEngine:
         return commands
 
     def _refuse_forward(
-        self, call: Call, number: str, why: str, now: float, failure: _Failure
+        self,
+        call: Call,
+        number: str,
+        why: str,
+        now: float,
+        failure: _Failure,
+        *,
+        user: UserView | None = None,
     ) -> list[Command]:
         self._note(call, f"forward to {number} not placed: {why}")
+        if user is not None and user.voicemail:
+            return self._to_voicemail(call, user, now)
         return self._fail(call, now, failure)
 
     @staticmethod

@@ -32,6 +32,8 @@ class UserView:
     dnd: bool = False
     # A second call while the telecommuter line is busy is offered, not refused (T6).
     call_waiting: bool = True
+    # Unavailable calls end in the user's mailbox rather than busy (T12).
+    voicemail: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,9 +13,11 @@ Media sessions are opened by the asyncio runner: a new call first asks for one
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import itertools
 import logging
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal, Protocol, Self
@@ -49,6 +51,7 @@ from teleoffice.calls.engine import (
     StopTone,
     TimerName,
     TrunkTarget,
+    Voicemail,
 )
 from teleoffice.media.tones import Tone, ToneSet
 from teleoffice.sip.builders import (
@@ -169,6 +172,7 @@ class CallLegs:
     # destination, the confirmation of a feature code) until a timer hangs up.
     lingering: bool = False
     linger_leg: str = A_LEG
+    local: bool = False  # leg A talks to teleoffice itself (voicemail)
     feature_pending: bool = False
     a_payload: int = 0  # the payload type of A's audio, for tones played to it
 
@@ -252,6 +256,9 @@ class B2bua:
         self._media_releases: list[MediaHandle] = []
         self._records: list[CallRecord] = []
         self._features: list[Feature] = []
+        self._locals: list[LocalSession] = []
+        self._local_ended: list[str] = []
+        self._local_digits: list[tuple[str, str]] = []
         self._ids = itertools.count(1)
 
     # ---- outputs for the runner ------------------------------------------------------
@@ -266,6 +273,21 @@ class B2bua:
 
     def take_records(self) -> list[CallRecord]:
         out, self._records = self._records, []
+        return out
+
+    def take_locals(self) -> list[LocalSession]:
+        """Calls answered by teleoffice itself since the last call (voicemail)."""
+        out, self._locals = self._locals, []
+        return out
+
+    def take_local_ended(self) -> list[str]:
+        """Local sessions whose call ended (their menus must stop)."""
+        out, self._local_ended = self._local_ended, []
+        return out
+
+    def take_local_digits(self) -> list[tuple[str, str]]:
+        """DTMF digits that arrived as SIP INFO on local sessions: (call id, digit)."""
+        out, self._local_digits = self._local_digits, []
         return out
 
     def take_features(self) -> list[Feature]:
@@ -396,8 +418,23 @@ class B2bua:
             self._final_to_a(call, status, reason, now)
             self._finish(call)
             return
-        assert call.a_offer is not None
+        if not self._answer_locally_a(call, now):
+            self._finish(call)
+            return
         assert call.media is not None
+        assert call.a_offer is not None
+        payload = call.a_payload
+        call.ended = call.lingering = True
+        call.linger_leg = A_LEG
+        call.media.set_remote("a", *_media_address(call.a_offer))
+        call.media.play_tone("a", self.tones.confirm, payload)
+        self._push_timer(now + FEATURE_TONE_SECONDS, call.call_id, "linger")
+
+    def _answer_locally_a(self, call: CallLegs, now: float) -> bool:
+        """Answer leg A ourselves (a feature code, voicemail): 200 with our SDP
+        from its offer; False (and a 488 sent) when no G.711 is in common."""
+        if call.media is None or call.a_offer is None:
+            return False
         try:
             answer = build_answer(
                 call.a_offer,
@@ -408,21 +445,45 @@ class B2bua:
                 session_version=1,
             )
         except SdpError:
+            answer = None
+        payload = _audio_payload(answer) if answer is not None else None
+        if answer is None or payload is None:
             self._final_to_a(call, 488, "Not Acceptable Here", now)
-            self._finish(call)
-            return
-        payload = _audio_payload(answer)
-        if payload is None:
-            self._final_to_a(call, 488, "Not Acceptable Here", now)
-            self._finish(call)
-            return
-        self._answer_a(call, answer.to_bytes(), now)
+            return False
+        call.a_answer = answer.to_bytes()
+        self._answer_a(call, call.a_answer, now)
         call.a_payload = payload
-        call.ended = call.lingering = True
-        call.linger_leg = A_LEG
         call.media.set_remote("a", *_media_address(call.a_offer))
-        call.media.play_tone("a", self.tones.confirm, payload)
-        self._push_timer(now + FEATURE_TONE_SECONDS, call.call_id, "linger")
+        return True
+
+    def _voicemail(self, call: CallLegs, command: Voicemail, now: float) -> None:
+        """Hand leg A to the voicemail menus (answering it first if need be)."""
+        if call.media is None:
+            return
+        if call.origin is None and not call.answered:
+            if not self._answer_locally_a(call, now):
+                self._run(self.engine.on_hangup(call.call_id, A_LEG, now), now)
+                return
+        elif call.origin is not None:
+            call.media.stop_play("a")
+            call.media_playing = False
+        else:
+            # Answered already (a transfer to voicemail is not offered): A's codec.
+            call.a_payload = self._leg_payload(call, A_LEG)
+        call.media.detach("a")
+        call.local = True
+        self._locals.append(
+            LocalSession(
+                call_id=call.call_id,
+                media=call.media,
+                side="a",
+                payload_type=call.a_payload,
+                events_payload_type=_telephone_event_type(call),
+                mailbox=command.mailbox,
+                deposit=command.deposit,
+                caller=command.caller,
+            )
+        )
 
     def _linger(self, call: CallLegs, leg_name: str, tone: Tone, now: float) -> None:
         """The call is over for the engine; `leg_name` hears `tone` for a while,
@@ -687,6 +748,9 @@ class B2bua:
                 continue
             if isinstance(command, Release):
                 self._finish(call)
+                continue
+            if isinstance(command, Voicemail):
+                self._voicemail(call, command, now)
                 continue
             if isinstance(command, Abandon):
                 tone = getattr(self.tones, command.tone.value)
@@ -1074,6 +1138,9 @@ class B2bua:
     def _relay(
         self, call: CallLegs, from_leg: str, key: TxKey, request: Request, now: float
     ) -> None:
+        if call.local:
+            self._local_request(call, key, request, now)
+            return
         if request.method != "INFO" and self.engine.shares_line(call.call_id):
             # The legs of a telecommuter line are switched between calls: a
             # re-INVITE or UPDATE (a session refresh, a hold) is this hop's
@@ -1115,6 +1182,18 @@ class B2bua:
         )
         out_key = self.tx.send_request(forwarded, other.peer, now)
         self._relays[out_key] = _Relay(call.call_id, from_leg, key, request)
+
+    def _local_request(self, call: CallLegs, key: TxKey, request: Request, now: float) -> None:
+        """In-dialog requests of a call answered by teleoffice (voicemail)."""
+        if request.method != "INFO":
+            self._answer_locally(call, A_LEG, key, request, now)
+            return
+        digit = _info_digit(request)
+        if digit is None:
+            self._respond(key, make_response(request, 415, "Unsupported Info"), now)
+            return
+        self._local_digits.append((call.call_id, digit))
+        self._respond(key, make_response(request, 200), now)
 
     def _answer_locally(
         self, call: CallLegs, leg_name: str, key: TxKey, request: Request, now: float
@@ -1267,6 +1346,9 @@ class B2bua:
     # ---- helpers ---------------------------------------------------------------------------------
 
     def _finish(self, call: CallLegs) -> None:
+        if call.local:
+            call.local = False
+            self._local_ended.append(call.call_id)
         if call.media is not None:
             self._media_releases.append(call.media)
             call.media = None
@@ -1348,6 +1430,57 @@ class B2bua:
         data = rewritten.to_bytes()
         leg.sent_sdp = data
         return data
+
+
+@dataclass(frozen=True, slots=True)
+class LocalSession:
+    """A call answered by teleoffice itself, for the runner to run a menu on."""
+
+    call_id: str
+    media: MediaHandle
+    side: Side
+    payload_type: int  # the G.711 type the caller's audio uses
+    events_payload_type: int  # RFC 4733 telephone-event type, -1 when none
+    mailbox: str
+    deposit: bool
+    caller: Party
+
+
+_DTMF_RELAY_SIGNAL = re.compile(
+    rb"^\s*signal\s*=\s*([0-9*#A-Da-d])\s*$", re.IGNORECASE | re.MULTILINE
+)
+
+
+def _info_digit(request: Request) -> str | None:
+    """The key of an INFO with `application/dtmf-relay` or `application/dtmf`
+    (what phones send when RFC 4733 is off; no RFC, but every PBX reads it)."""
+    ctype = (request.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+    body = request.body or b""
+    if ctype == "application/dtmf-relay":
+        found = _DTMF_RELAY_SIGNAL.search(body)
+        return found.group(1).decode().upper() if found else None
+    if ctype == "application/dtmf":
+        text = body.strip().decode("ascii", "replace")
+        return text.upper() if len(text) == 1 and text in "0123456789*#ABCDabcd" else None
+    return None
+
+
+def _telephone_event_type(call: CallLegs) -> int:
+    """The telephone-event payload type leg A negotiated with us, or -1."""
+    sdp = None
+    if call.origin is not None:
+        sdp = call.a_offer  # the user's answer to our offer
+    elif call.a_answer:
+        with contextlib.suppress(SdpError):
+            sdp = parse_sdp(call.a_answer)
+    if sdp is None:
+        return -1
+    for media in sdp.media:
+        if media.media == "audio" and media.port != 0:
+            for codec in media.codecs():
+                if codec.is_telephone_event and codec.payload_type is not None:
+                    return codec.payload_type
+    return -1
 
 
 def _side(leg_name: str) -> Side:

@@ -221,6 +221,7 @@ def _view(user: UserRecord) -> UserView:
         forward_no_answer=user.forward_no_answer,
         dnd=user.dnd,
         call_waiting=user.call_waiting,
+        voicemail=user.voicemail_enabled,
     )
 
 
