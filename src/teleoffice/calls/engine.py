@@ -937,7 +937,7 @@ class CallEngine:
         if line is not None and call.state is CallState.CONNECTED and len(line.calls()) > 1:
             # Only this call's party goes; the line stays for the other calls on it.
             party = _party_leg(call)
-            return [Hangup(call_id, party), *self._party_left(call, line, now)]
+            return [Hangup(call_id, party), *self._party_left(call, line, now, "system")]
         commands: list[Command] = []
         if call.origin is OriginPhase.CALLBACK and not call.a_answered:
             commands.append(CancelBranch(call_id, A_LEG))
@@ -1109,24 +1109,48 @@ class CallEngine:
         if isinstance(verdict, Barred):
             return Refusal(403, "barred", verdict.reason)
         identity = call.caller.party if party == A_LEG else call.record.callee
+        party_inside = call.caller.trunk is None if party == A_LEG else call.record.trunk is None
+        if isinstance(found, ToTrunk) and party_inside:
+            # An internal party leaves the building as any call of theirs would:
+            # with the trunk's outside number (as forwards do).
+            identity = Party(found.trunk.outside_number or identity.number, identity.name)
         target: DialTarget | None = None
+        target_line: str | None = None
         if user_leg == A_LEG:
             single = self._single_target(found, now)
             if isinstance(single, Refusal):
                 return single
-            target = single
+            target, target_line = single
         commands: list[Command] = [Hangup(call_id, user_leg)]
         if line is not None:
             del self.lines[line.user]
             call.on_line = None
+        old = call.branches.get(user_leg)
+        if old is not None:
+            # The user's leg is done: it no longer holds their line busy.
+            old.state = BranchState.FAILED
+            old.line = None
+        call.ringing_user = None
         commands += self._cancel_all(call)
         call.stage += 1
         call.transfer_party = party
         self._note(call, f"transferred by {username} to {to}")
+        # The call is no longer the transferring user's: it now joins the party
+        # and the target (the call log keeps both ends as they finished).
+        new_user = found.user.username if isinstance(found, ToUser) else None
+        new_party = (
+            Party(found.user.extension, found.user.display_name)
+            if isinstance(found, ToUser)
+            else Party(found.number)
+        )
+        if user_leg == A_LEG:
+            call.record = replace(call.record, caller=new_party, caller_user=new_user)
+        else:
+            call.record = replace(call.record, callee=new_party, callee_user=new_user)
         commands.append(PlayTone(call_id, party, ToneName.RINGBACK))
         if target is not None:
             call.origin = OriginPhase.TRANSFER
-            call.a_line = None
+            call.a_line = target_line  # a telecommuting target's line is now busy
             call.a_answered = False
             commands.append(Dial(call_id, A_LEG, target, identity, Party(to), media_like=party))
             commands.append(StartTimer(call_id, TimerName.NO_ANSWER, now + TRANSFER_RING_SECONDS))
@@ -1151,14 +1175,17 @@ class CallEngine:
             return call.connected
         return None
 
-    def _single_target(self, found: ToUser | ToTrunk, now: float) -> DialTarget | Refusal:
+    def _single_target(
+        self, found: ToUser | ToTrunk, now: float
+    ) -> tuple[DialTarget, str | None] | Refusal:
+        """The one leg a transfer target gets, and whose telecommuter line it is."""
         if isinstance(found, ToTrunk):
-            return TrunkTarget(found.trunk.name, found.number)
+            return TrunkTarget(found.trunk.name, found.number), None
         user = found.user
         if user.forward_always:
             ahead = route(user.forward_always, from_trunk=False, directory=self.directory)
             if isinstance(ahead, ToTrunk):
-                return TrunkTarget(ahead.trunk.name, ahead.number)
+                return TrunkTarget(ahead.trunk.name, ahead.number), None
             if isinstance(ahead, ToUser):
                 user = ahead.user
         if user.dnd:
@@ -1167,11 +1194,11 @@ class CallEngine:
         if location.kind is LocationKind.TELECOMMUTER and location.number:
             leg = route(location.number, from_trunk=False, directory=self.directory)
             if isinstance(leg, ToTrunk) and not self.line_busy(user.username):
-                return TrunkTarget(leg.trunk.name, leg.number)
+                return TrunkTarget(leg.trunk.name, leg.number), user.username
         elif location.kind is LocationKind.PHONE and location.account:
             phones = self.contacts(location.account, now)
             if phones:
-                return phones[0]
+                return phones[0], None
         return Refusal(409, "target_unavailable", f"{user.extension} cannot take a call now")
 
     def _transfer_answered(self, call: Call, leg: str, now: float) -> list[Command]:
@@ -1184,6 +1211,8 @@ class CallEngine:
         if leg == A_LEG:
             call.origin = OriginPhase.PLACING
             call.a_answered = True
+            if call.a_line is not None:
+                self._open_line(call, call.a_line, A_LEG)
             commands.append(Bridge(call.id, A_LEG, call.id, party))
         else:
             call.connected = leg
@@ -1363,16 +1392,19 @@ class CallEngine:
             commands += [Hangup(carrier.id, line.leg), Release(carrier.id)]
         return commands
 
-    def _party_left(self, call: Call, line: Line, now: float) -> list[Command]:
-        """The party of a call on a telecommuter line hung up."""
+    def _party_left(
+        self, call: Call, line: Line, now: float, by: str | None = None
+    ) -> list[Command]:
+        """The party of a call on a telecommuter line hung up (or, with `by`
+        "system", the portal hung up on it)."""
         if line.carrier != call.id:
-            return self._finish(call, now, "caller" if call.origin is None else "callee")
+            return self._finish(call, now, by or ("caller" if call.origin is None else "callee"))
         if not [c for c in line.calls() if c != call.id]:
             # Nothing else on the line: the line goes with the call.
             del self.lines[line.user]
             call.on_line = None
             party = _party_leg(call)
-            return [Hangup(call.id, line.leg), *self._finish(call, now, _who(call, party))]
+            return [Hangup(call.id, line.leg), *self._finish(call, now, by or _who(call, party))]
         # Other calls share the line: the call ends, its line leg stays.
         commands: list[Command] = []
         if line.active == call.id:
@@ -1387,7 +1419,7 @@ class CallEngine:
             ended_at=now,
             outcome="answered",
             status=200,
-            ended_by=_who(call, _party_leg(call)),
+            ended_by=by or _who(call, _party_leg(call)),
             held=False,
         )
         return [*commands, CallUpdated(call.record)]

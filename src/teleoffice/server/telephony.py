@@ -358,6 +358,12 @@ class Telephony:
         else:
             self._live[record.call_id] = record
         users = [u for u in {record.caller_user, record.callee_user} if u]
+        if previous is not None:
+            # A user the call left (they transferred it) sees it go.
+            for gone in {previous.caller_user, previous.callee_user} - {None, *users}:
+                assert gone is not None
+                view = call_view(previous, gone)
+                self.publish({"type": "call.transferred", "call": view}, [gone])
         if not users:
             return
         kind = _EVENT_OF_STATE[record.state]
