@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from functools import cached_property
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine
@@ -60,6 +61,7 @@ from teleoffice.store.telecommuter import (
     telecommuter_patterns,
     validate_login_code,
 )
+from teleoffice.store.voicemail import VoicemailStore, validate_pin
 
 PROG = "teleoffice"
 DATA_ENV = "TELEOFFICE_DATA"
@@ -120,6 +122,15 @@ class _Context:
 
     def location_repo(self) -> LocationRepo:
         return LocationRepo(self.sessions())
+
+    def voicemail_store(self) -> VoicemailStore:
+        return VoicemailStore(self.sessions(), self.voicemail_dir())
+
+    def voicemail_dir(self) -> Path:
+        # The setting may be absent or unset; the mailboxes then live in the
+        # data directory. The CLI only reads and writes their rows, never audio.
+        configured = getattr(self.settings, "voicemail_dir", None)
+        return Path(configured) if configured else self.settings.data_dir / "voicemail"
 
     def close(self) -> None:
         if self._engine is not None:
@@ -295,7 +306,15 @@ def cmd_user_set(args: argparse.Namespace, ctx: _Context) -> int:
     # Validated before anything is written, so a bad code or pattern changes nothing.
     login_code = _login_code_change(args)
     patterns = _telecommuter_patterns_change(args)
-    if not changes and args.restriction is None and login_code is None and patterns is None:
+    voicemail_pin = _voicemail_pin_change(args)
+    if (
+        not changes
+        and args.restriction is None
+        and login_code is None
+        and patterns is None
+        and voicemail_pin is None
+        and args.unsolicited_mwi is None
+    ):
         raise CliError(f"nothing to change for {args.name}; see `{PROG} user set --help`")
     described = []
     if args.restriction is not None:
@@ -314,6 +333,7 @@ def cmd_user_set(args: argparse.Namespace, ctx: _Context) -> int:
     elif login_code is not None:
         ctx.telecommuter_repo().set_login_code(args.name, login_code)
         described.append("login code: set")
+    described += _apply_voicemail_changes(ctx, args.name, voicemail_pin, args.unsolicited_mwi)
     print(f"updated user {args.name}: " + ", ".join(described))
     return EXIT_OK
 
@@ -327,6 +347,36 @@ def _login_code_change(args: argparse.Namespace) -> str | None:
         return LOGIN_CODE_OFF
     code = _read_secret(args.login_code, "login code")
     return None if code is None else validate_login_code(code)
+
+
+# `_voicemail_pin_change` result meaning "remove the PIN" (a real PIN is 4+ digits).
+VOICEMAIL_PIN_OFF = ""
+
+
+def _voicemail_pin_change(args: argparse.Namespace) -> str | None:
+    if args.no_voicemail_pin:
+        return VOICEMAIL_PIN_OFF
+    pin = _read_secret(args.voicemail_pin, "voicemail PIN")
+    return None if pin is None else validate_pin(pin)
+
+
+def _apply_voicemail_changes(
+    ctx: _Context, name: str, pin: str | None, unsolicited_mwi: bool | None
+) -> list[str]:
+    if pin is None and unsolicited_mwi is None:
+        return []  # no store opened for the other options
+    store = ctx.voicemail_store()
+    described = []
+    if pin == VOICEMAIL_PIN_OFF:
+        store.clear_pin(name)
+        described.append("voicemail PIN: removed")
+    elif pin is not None:
+        store.set_pin(name, pin)
+        described.append("voicemail PIN: set")
+    if unsolicited_mwi is not None:
+        store.set_unsolicited_mwi(name, unsolicited_mwi)
+        described.append(f"unsolicited message waiting: {_yes(unsolicited_mwi)}")
+    return described
 
 
 def _telecommuter_patterns_change(args: argparse.Namespace) -> tuple[str, ...] | None:
@@ -412,6 +462,9 @@ def cmd_user_show(args: argparse.Namespace, ctx: _Context) -> int:
     profile = ctx.restriction_repo().profile_name_for(user.username)
     telecommuter = ctx.telecommuter_repo().get(user.username)
     saved = ctx.telecommuter_repo().saved_numbers(user.username)
+    mailbox = ctx.voicemail_store()
+    box = mailbox.box(user.username)
+    new, old = mailbox.counts(user.username)
     settings = [
         ("user", user.username),
         ("extension", user.extension),
@@ -421,6 +474,10 @@ def cmd_user_show(args: argparse.Namespace, ctx: _Context) -> int:
         ("telecommuter allowed", _yes(user.telecommuter_allowed)),
         ("call waiting", _yes(user.call_waiting)),
         ("voicemail", _yes(user.voicemail_enabled)),
+        ("voicemail PIN", "set" if box.has_pin else "not set"),
+        ("voicemail greeting", "recorded" if box.has_greeting else "system"),
+        ("voicemail messages", f"{new} new, {old} old"),
+        ("unsolicited message waiting", _yes(box.unsolicited_mwi)),
         ("no-answer time", f"{user.no_answer_timeout}s"),
         ("do not disturb", _yes(user.dnd)),
         ("forward always", user.forward_always or "off"),
@@ -998,6 +1055,24 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="remove the login code: the user can no longer log in on a phone by code",
     )
+    pin = change.add_mutually_exclusive_group()
+    pin.add_argument(
+        "--voicemail-pin",
+        metavar="PIN",
+        help="PIN for reaching the mailbox from a phone, 4 to 12 digits ('-' reads it from "
+        "standard input); stored hashed, never shown",
+    )
+    pin.add_argument(
+        "--no-voicemail-pin",
+        action="store_true",
+        help="remove the voicemail PIN",
+    )
+    change.add_argument(
+        "--unsolicited-mwi",
+        action=argparse.BooleanOptionalAction,
+        help="send the message-waiting lamp state (RFC 3842) to the user's phones without "
+        "their subscribing, for phones configured that way",
+    )
     numbers = change.add_mutually_exclusive_group()
     numbers.add_argument(
         "--telecommuter-pattern",
@@ -1021,7 +1096,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="show all settings of a user",
         description="Show every setting of one user: forwarding and do not disturb, "
         "telecommuter permission and patterns, whether a login code is set (never the "
-        "code), where calls to the user ring now, and their saved numbers.",
+        "code), their mailbox (PIN set or not, greeting, message counts), where calls to "
+        "the user ring now, and their saved numbers.",
     )
     show.add_argument("name", metavar="NAME", help="login name of the user to show")
     show.set_defaults(handler=cmd_user_show)

@@ -22,7 +22,11 @@ def isolate(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     for name in list(os.environ):
         if name.upper().startswith("TELEOFFICE_"):
             monkeypatch.delenv(name)
-    for module in ("teleoffice.store.repos", "teleoffice.store.telecommuter"):
+    for module in (
+        "teleoffice.store.repos",
+        "teleoffice.store.telecommuter",
+        "teleoffice.store.voicemail",
+    ):
         monkeypatch.setattr(
             f"{module}.PasswordHasher",
             lambda: PasswordHasher(time_cost=1, memory_cost=8, parallelism=1),

@@ -10,7 +10,7 @@ from fastapi import APIRouter, FastAPI, HTTPException, Request
 from starlette.responses import Response as StarletteResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from teleoffice.portal import admin, auth, events, me
+from teleoffice.portal import admin, auth, events, me, voicemail
 from teleoffice.portal.deps import PortalContext, attach_context
 from teleoffice.portal.errors import error_response, install_error_handlers
 
@@ -23,6 +23,10 @@ MAX_BODY_BYTES = 64 * 1024
 OPENAPI_TAGS = [
     {"name": "auth", "description": "Logging in and out."},
     {"name": "me", "description": "The current user's own account, settings and calls."},
+    {
+        "name": "voicemail",
+        "description": "The current user's mailbox: messages and their audio, PIN, greeting.",
+    },
     {"name": "admin", "description": "Users, permissions and restrictions (administrators)."},
 ]
 
@@ -30,7 +34,7 @@ OPENAPI_TAGS = [
 def create_portal_router() -> APIRouter:
     """Every route of the portal API under /api, the WebSocket included."""
     router = APIRouter()
-    for module in (auth, me, admin, events):
+    for module in (auth, me, voicemail, admin, events):
         router.include_router(module.router)
     return router
 

@@ -25,6 +25,7 @@ from teleoffice.portal.ratelimit import LoginLimiter
 from teleoffice.store.repos import CallLogRepo, RestrictionRepo, UserRecord, UserRepo
 from teleoffice.store.telecommuter import TelecommuterRepo
 from teleoffice.store.tokens import TokenRepo
+from teleoffice.store.voicemail import VoicemailStore
 
 SESSION_COOKIE: Final = "teleoffice_session"
 # The browser sends the cookie only to the API (and its WebSocket).
@@ -48,6 +49,10 @@ def _nothing() -> None:
     return None
 
 
+def _nothing_for(username: str) -> None:
+    return None
+
+
 @dataclass(frozen=True, slots=True)
 class PortalContext:
     """Everything the portal works with, built once by the composition root."""
@@ -66,6 +71,11 @@ class PortalContext:
     # Called (in a worker thread) after a write that changes routing: the
     # composition root reloads the SIP side's directory snapshot.
     directory_changed: Callable[[], None] = _nothing
+    # None: this server keeps no mailboxes, and the voicemail routes answer 503.
+    voicemail: VoicemailStore | None = None
+    # Called (in a worker thread) after the portal changed a user's mailbox:
+    # the composition root sends message-waiting NOTIFYs (RFC 3842).
+    voicemail_changed: Callable[[str], None] = _nothing_for
 
     def now(self) -> datetime:
         return datetime.fromtimestamp(self.clock(), UTC)

@@ -42,11 +42,20 @@ from teleoffice.store.repos import (
 )
 from teleoffice.store.telecommuter import SavedNumberRecord, TelecommuterRecord, TelecommuterRepo
 from teleoffice.store.tokens import TokenRepo
+from teleoffice.store.voicemail import (
+    BoxRecord,
+    MessageRecord,
+    PendingGreeting,
+    PendingMessage,
+    PendingRecording,
+    VoicemailStore,
+)
 
 __all__ = [
     "KEEP",
     "AccountRecord",
     "AccountRepo",
+    "BoxRecord",
     "CallDirection",
     "CallLogRepo",
     "CallOutcome",
@@ -58,8 +67,12 @@ __all__ = [
     "InvalidInput",
     "LocationKind",
     "LocationRepo",
+    "MessageRecord",
     "NotFound",
     "NotInitialised",
+    "PendingGreeting",
+    "PendingMessage",
+    "PendingRecording",
     "RegistrationRepo",
     "RestrictionRecord",
     "RestrictionRepo",
@@ -76,6 +89,7 @@ __all__ = [
     "TrunkRepo",
     "UserRecord",
     "UserRepo",
+    "VoicemailStore",
     "current_revision",
     "describe_url",
     "head_revision",

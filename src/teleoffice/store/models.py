@@ -375,3 +375,49 @@ class ApiToken(Base):
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)
+
+
+# ---- voicemail (migration 0006) ----------------------------------------------------
+
+PIN_HASH_LENGTH = 255
+
+
+class VoicemailBox(Base):
+    """A user's mailbox settings beyond `users.voicemail_enabled` (rule T12).
+
+    No row means the defaults: no PIN, the system greeting, no unsolicited
+    message-waiting NOTIFYs. A table of its own for the reason given at
+    `UserRestriction`: `users` is never rebuilt. The PIN is an argon2id hash
+    (it is typed on a keypad, so it is short and guessable); `greeting` is the
+    name of a file in the user's voicemail folder, never a path.
+    """
+
+    __tablename__ = "voicemail_boxes"
+
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    pin_hash: Mapped[str | None] = mapped_column(String(PIN_HASH_LENGTH))
+    greeting: Mapped[str | None] = mapped_column(Text)
+    unsolicited_mwi: Mapped[bool] = mapped_column(default=False, server_default=false())
+
+
+class VoicemailMessage(Base):
+    """One recorded message: its metadata here, its audio in `file` (a name in
+    the owner's voicemail folder, unique across all mailboxes).
+
+    Caller details are what the call carried, so they get the call log's
+    lengths. The row goes with its user (CASCADE); the file is removed by the
+    store's start-up recovery once no row names it.
+    """
+
+    __tablename__ = "voicemail_messages"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    caller_number: Mapped[str] = mapped_column(String(LOGGED_NUMBER_LENGTH))
+    caller_name: Mapped[str | None] = mapped_column(String(DISPLAY_NAME_LENGTH))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    duration: Mapped[float] = mapped_column(Float)  # seconds
+    heard: Mapped[bool] = mapped_column(default=False, server_default=false())
+    file: Mapped[str] = mapped_column(Text, unique=True)
