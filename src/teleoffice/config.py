@@ -193,6 +193,35 @@ class Settings(BaseSettings):
         le=30 * 86400.0,
         description="Seconds a portal login (API token or browser session) stays valid.",
     )
+    voicemail_number: str = Field(
+        default="*17",
+        pattern=r"^\*?[0-9]{1,8}$",
+        description=(
+            "What a user dials (from a phone, or through the portal's callback) to reach "
+            "their own mailbox."
+        ),
+    )
+    voicemail_dir: Path | None = Field(
+        default=None,
+        description="Where voicemail audio is kept; empty means <data_dir>/voicemail.",
+    )
+    voicemail_max_seconds: float = Field(
+        default=180.0, ge=5.0, le=3600.0, description="Longest voicemail message, in seconds."
+    )
+    voicemail_silence_seconds: float = Field(
+        default=5.0,
+        ge=1.0,
+        le=60.0,
+        description="A message ends after this many seconds of silence.",
+    )
+    prompt_dir: Path | None = Field(
+        default=Path("/usr/share/asterisk/sounds/en"),
+        description=(
+            "Folder of voice prompts in Asterisk's layout (Debian: asterisk-core-sounds-en-wav). "
+            "Missing prompts are synthesised with espeak-ng when it is installed; without "
+            "either, voicemail works with tones only."
+        ),
+    )
     telecommuter_portal_timeout: float = Field(
         default=0.0,
         ge=0.0,
@@ -403,6 +432,11 @@ class Settings(BaseSettings):
         if self.database_url is not None:
             return self.database_url
         return f"sqlite:///{(self.data_dir / DB_FILE_NAME).resolve().as_posix()}"
+
+    @property
+    def voicemail_folder(self) -> Path:
+        """Where voicemail audio lives: `voicemail_dir`, else <data_dir>/voicemail."""
+        return self.voicemail_dir or self.data_dir / "voicemail"
 
     @property
     def secret_file(self) -> Path:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Mapping
 from dataclasses import replace
+from typing import Any
 
 from teleoffice.calls.engine import CallEngine, Party, PhoneTarget
 from teleoffice.calls.registrar import Registrar, RegistrarLimits
@@ -82,7 +84,10 @@ def make_service(
     trunks: dict[str, TrunkPeer] | None = None,
     guard: AuthGuard | None = None,
     settings: dict[str, dict[str, object]] | None = None,
+    service_options: Mapping[str, Any] | None = None,
 ) -> SipService:
+    """A service with fake accounts (`passwords`); `service_options` are more
+    keyword arguments for SipService (message waiting providers, say)."""
     accounts = FakeAccounts(passwords if passwords is not None else {"201": "secret201"})
     accounts.settings = settings or {}
     registrar = Registrar(limits or RegistrarLimits())
@@ -118,6 +123,7 @@ def make_service(
         b2bua=b2bua,
         transactions=transactions,
         guard=guard,
+        **(service_options or {}),
     )
 
 

@@ -14,6 +14,9 @@ Per message:
 
 Before any of this, a request from an address the `AuthGuard` has blocked for
 password guessing is dropped without an answer: see `receive`.
+
+SUBSCRIBE is for message waiting indication only (`server.mwi`): authenticated
+like REGISTER, then the subscription and its NOTIFYs are `self.mwi`'s.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from teleoffice.calls.engine import Caller, Party
 from teleoffice.calls.registrar import Registrar, StoreCommand
 from teleoffice.server.b2bua import B2bua
 from teleoffice.server.guard import AuthGuard
+from teleoffice.server.mwi import ALLOW_EVENTS, Mailbox, MessageWaiting, MwiLimits
 from teleoffice.server.overload import LoadMonitor
 from teleoffice.server.trunk_registration import TrunkRegistrations
 from teleoffice.sip.builders import make_response, new_tag
@@ -72,7 +76,7 @@ TrunkAt = Callable[[Address], str | None]
 SERVER_NAME = "teleoffice"
 GUARD_PRUNE_INTERVAL = 60.0
 ALLOWED_METHODS = frozenset(
-    {"INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "REGISTER", "UPDATE", "INFO"}
+    {"INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "REGISTER", "UPDATE", "INFO", "SUBSCRIBE"}
 )
 
 
@@ -105,6 +109,10 @@ class SipService:
         guard: AuthGuard | None = None,
         overload: LoadMonitor | None = None,
         server_name: str = SERVER_NAME,
+        mailbox_of: Callable[[str], Mailbox | None] | None = None,
+        counts: Callable[[str], tuple[int, int]] | None = None,
+        unsolicited: Callable[[str], bool] | None = None,
+        mwi_limits: MwiLimits | None = None,
     ) -> None:
         self.guard = guard if guard is not None else AuthGuard()
         self.overload = (
@@ -125,6 +133,20 @@ class SipService:
         self.counters = SipCounters()
         self._commands: list[StoreCommand] = []
         self._guard_pruned_at = float("-inf")
+        # Message waiting (RFC 3842).  The phone shows the mailbox of whoever its
+        # account calls as, unless told otherwise; the B2BUA's address is read
+        # on every use because the port is known only once the socket is bound.
+        self.mwi = MessageWaiting(
+            transactions=transactions,
+            respond=self._respond,
+            local=lambda: b2bua.local,
+            domain=b2bua.domain,
+            mailbox_of=mailbox_of if mailbox_of is not None else self._identity_mailbox,
+            contacts=registrar.lookup,
+            counts=counts,
+            unsolicited=unsolicited,
+            limits=mwi_limits,
+        )
 
     # ---- inputs -------------------------------------------------------------
 
@@ -161,6 +183,7 @@ class SipService:
     def handle_timers(self, now: float) -> None:
         self._dispatch(self.transactions.handle_timers(now), now)
         self.b2bua.handle_timers(now)
+        self.mwi.handle_timers(now)
         if self.trunk_registrations is not None:
             self.trunk_registrations.handle_timers(now)
         expiry = self.registrar.next_expiry()
@@ -180,13 +203,15 @@ class SipService:
             self.transactions.next_timer(),
             self.registrar.next_expiry(),
             self.b2bua.next_timer(),
+            self.mwi.next_timer(),
             self.trunk_registrations.next_timer() if self.trunk_registrations else None,
         )
         deadlines = [t for t in candidates if t is not None]
         return min(deadlines) if deadlines else None
 
     def shutdown(self, now: float) -> None:
-        """Leave cleanly: un-register from providers."""
+        """Leave cleanly: end the subscriptions, un-register from providers."""
+        self.mwi.shutdown(now)
         if self.trunk_registrations is not None:
             self.trunk_registrations.stop_all(now)
 
@@ -210,6 +235,7 @@ class SipService:
     def _dispatch(self, events: list[Event], now: float) -> None:
         b2bua = self.b2bua
         trunks = self.trunk_registrations
+        mwi = self.mwi
         for event in events:
             if isinstance(event, RequestReceived):
                 try:
@@ -222,6 +248,8 @@ class SipService:
             elif isinstance(event, ResponseReceived):
                 if trunks is not None and trunks.owns(event.key):
                     trunks.response(event.key, event.response, now)
+                elif mwi.owns(event.key):
+                    mwi.response(event.key, event.response, now)
                 else:
                     b2bua.response(event.key, event.response, now)
             elif isinstance(event, TransactionTimeout):
@@ -229,12 +257,15 @@ class SipService:
                     continue
                 if trunks is not None and trunks.owns(event.key):
                     trunks.timeout(event.key, now)
+                elif mwi.owns(event.key):
+                    mwi.timeout(event.key, now)
                 else:
                     b2bua.timeout(event.key, now)
             elif isinstance(event, AckTimeout):
                 b2bua.ack_timeout(event.key, now)
             elif isinstance(event, TransactionTerminated):
                 b2bua.terminated(event.key)
+                mwi.terminated(event.key)
                 if trunks is not None:
                     trunks.terminated(event.key)
 
@@ -269,6 +300,8 @@ class SipService:
             self._register(key, request, source, now)
         elif method == "CANCEL":
             self.b2bua.cancel(key, request, event.cancels, now)
+        elif method == "SUBSCRIBE":
+            self._subscribe(key, request, source, now)
         elif request.to.tag is not None:
             if not self.b2bua.in_dialog(key, request, now):
                 self._respond(key, make_response(request, 481), now)
@@ -289,6 +322,7 @@ class SipService:
                 ("Accept-Encoding", "identity"),
                 ("Accept-Language", "en"),
                 ("Supported", ", ".join(self.policy.supported)),
+                ("Allow-Events", ALLOW_EVENTS),
             ],
         )
 
@@ -319,7 +353,39 @@ class SipService:
         self._commands.extend(outcome.commands)
         if outcome.response.status == 200:
             self.counters.registrations += 1
+            self.mwi.note_registered(account)
         self._respond(key, outcome.response, now)
+
+    def _subscribe(self, key: TxKey, request: Request, source: Address, now: float) -> None:
+        if request.to.tag is not None:
+            # A refresh or unsubscribe; a SUBSCRIBE inside a call's dialog gets
+            # the B2BUA's 405, one inside no dialog at all 481.
+            if not self.mwi.in_dialog(key, request, source, now) and not self.b2bua.in_dialog(
+                key, request, now
+            ):
+                self._respond(key, make_response(request, 481), now)
+            return
+        # Event package, Accept and Expires first: a phone subscribing to a
+        # package we do not serve learns it without a digest round trip.
+        error = self.mwi.check(request)
+        if error is not None:
+            self._respond(key, error, now)
+            return
+        account = self._authenticate(key, request, source, now)
+        if account is None:
+            return
+        if self.account_identity(account) is None:
+            self._respond(key, make_response(request, 403, "Account Has No User"), now)
+            return
+        self.mwi.subscribe(key, request, source, account, now)
+
+    def _identity_mailbox(self, account: str) -> Mailbox | None:
+        """The mailbox of the user a phone calls as (the one logged in on it)."""
+        identity = self.account_identity(account)
+        if identity is None:
+            return None
+        party, username = identity
+        return None if username is None else Mailbox(username, party.number)
 
     def _authenticate(
         self, key: TxKey, request: Request, source: Address, now: float
