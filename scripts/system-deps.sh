@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
 # Installs the Debian packages teleoffice needs, only the missing ones.
-#   scripts/system-deps.sh run    what `make run` needs (Python with venv)
+#   scripts/system-deps.sh run    what `make run` needs (Python with venv, voicemail prompts)
 #   scripts/system-deps.sh test   also the real SIP peers the test suite drives
 # Runs apt-get only when something is missing, so repeated calls are instant.
 set -euo pipefail
 
-want=(python3 python3-venv)
+# Voicemail prompts, read at run time: asterisk-core-sounds-en-wav holds the
+# recorded English prompts (8 kHz WAV) and asterisk-core-sounds-en links them as
+# /usr/share/asterisk/sounds/en (it is only "recommended", and recommends are not
+# installed here); espeak-ng synthesises what that set lacks.  Without them
+# teleoffice still works, with tones only.
+want=(python3 python3-venv asterisk-core-sounds-en-wav asterisk-core-sounds-en espeak-ng)
 if [ "${1:-run}" = "test" ]; then
     # sip-tester = sipp; baresip-core = a real softphone for end-to-end tests.
     want+=(sip-tester baresip-core)
