@@ -28,9 +28,11 @@ from teleoffice.calls.registrar import (
     RegistrarLimits,
     StoreCommand,
 )
+from teleoffice.calls.voicemail_menu import MenuSettings
 from teleoffice.config import Settings, load_or_create_secret
 from teleoffice.http.app import create_http_app
 from teleoffice.media.engine import MediaEngine
+from teleoffice.media.prompts import PromptLibrary
 from teleoffice.media.tones import ToneSet
 from teleoffice.portal import EventHub, PortalContext
 from teleoffice.portal.telephony import create_telephony_router
@@ -43,6 +45,8 @@ from teleoffice.server.runner import SipRunner
 from teleoffice.server.sip_service import SipService
 from teleoffice.server.telephony import Telephony, TelephonyRepos
 from teleoffice.server.trunk_registration import TrunkRegistrations
+from teleoffice.server.voicemail_calls import VoicemailCalls
+from teleoffice.server.voicemail_session import VoicemailSettings
 from teleoffice.sip.digest import Algorithm, DigestServer
 from teleoffice.sip.transaction import Address, TransactionLayer
 from teleoffice.store import repos as store
@@ -61,11 +65,14 @@ from teleoffice.store.repos import (
 )
 from teleoffice.store.telecommuter import TelecommuterRepo
 from teleoffice.store.tokens import TokenRepo
+from teleoffice.store.voicemail import VoicemailStore
 
 log = logging.getLogger("teleoffice")
 
 # How soon users, trunks and DIDs changed with the CLI reach a running server.
 DIRECTORY_REFRESH_SECONDS = 2.0
+# Voicemail caches the CLI may have changed are re-read this often.
+VOICEMAIL_CACHE_SECONDS = 30.0
 # Expired portal logins are deleted this often (they are refused anyway).
 TOKEN_PURGE_SECONDS = 3600.0
 
@@ -222,6 +229,7 @@ class Application:
             self.directory,
             contacts,
             locate=lambda user: self.telephony.location_of(user.username),
+            voicemail_number=settings.voicemail_number,
         )
         self.b2bua = B2bua(
             engine=self.calls,
@@ -245,8 +253,26 @@ class Application:
             clock=clock,
             poke=lambda: self.sip.poke(),  # noqa: PLW0108 - self.sip comes later
             portal_timeout=settings.telecommuter_portal_timeout,
+            account_changed=self._account_changed,
         )
         self.telephony.load()
+        self.hub = EventHub()
+        self.voicemail_store = VoicemailStore(self.sessions, settings.voicemail_folder)
+        # A crash may have left half a message or a file without its row.
+        self.voicemail_store.recover()
+        self.voicemail = VoicemailCalls(
+            store=self.voicemail_store,
+            prompts=PromptLibrary(settings.prompt_dir, settings.data_dir / "prompt-cache"),
+            directory=self.directory,
+            settings=VoicemailSettings(
+                menu=MenuSettings(max_message_seconds=settings.voicemail_max_seconds),
+                silence_seconds=settings.voicemail_silence_seconds,
+            ),
+            tones=ToneSet.named(settings.tone_set),
+            publish=self.hub.publish,
+            notify=self._mailbox_changed,
+        )
+        self.voicemail.load()
         self.trunk_registrations = TrunkRegistrations(
             transactions=self.transactions,
             local=Address("UDP", settings.sip_host, settings.sip_port),
@@ -261,6 +287,8 @@ class Application:
             b2bua=self.b2bua,
             transactions=self.transactions,
             trunk_registrations=self.trunk_registrations,
+            counts=self.voicemail.counts,
+            unsolicited=self._unsolicited_mwi,
             guard=AuthGuard(
                 GuardLimits(
                     source_limit=settings.auth_fail_limit,
@@ -296,9 +324,9 @@ class Application:
             tcp_idle_timeout=settings.tcp_idle_timeout,
             clock=clock,
             on_feature=self.telephony.run_feature,
+            on_local=self.voicemail.start,
         )
         self.metrics = build_registry(self.sip)
-        self.hub = EventHub()
         self.telephony.publish = self.hub.publish
         users = UserRepo(self.sessions, realm=settings.realm)
         self.portal = PortalContext(
@@ -312,9 +340,23 @@ class Application:
             token_ttl=settings.portal_token_ttl,
             clock=clock,
             directory_changed=self.directory.reload,
+            voicemail=self.voicemail_store,
+            voicemail_changed=self.voicemail.changed_from_thread,
         )
         self.http = create_http_app(registry=self.metrics, status=self.status, portal=self.portal)
         self.http.include_router(create_telephony_router(self.telephony))
+
+    def _mailbox_changed(self, username: str) -> None:
+        self.service.mwi.changed(username, time.time())
+        self.sip.poke()
+
+    def _account_changed(self, account: str) -> None:
+        self.service.mwi.account_changed(account, time.time())
+        self.sip.poke()
+
+    def _unsolicited_mwi(self, account: str) -> bool:
+        occupant = self.telephony.occupant(account)
+        return occupant is not None and self.voicemail.unsolicited(occupant)
 
     def _account_identity(self, account: str) -> tuple[Party, str | None] | None:
         """Who a phone calls as: the user logged in on it (hot desking, T10)."""
@@ -327,7 +369,7 @@ class Application:
         return Party(user.extension, user.display_name or None), user.username
 
     async def _reload_directory(self) -> None:
-        purged_at = 0.0
+        purged_at = loaded_at = time.time()
         while True:
             await asyncio.sleep(DIRECTORY_REFRESH_SECONDS)
             try:
@@ -337,6 +379,13 @@ class Application:
                 continue
             await self.telephony.housekeeping(self.hub.online_users())
             now = time.time()
+            if now - loaded_at > VOICEMAIL_CACHE_SECONDS:
+                # Mailbox settings changed with the CLI (unsolicited message waiting).
+                loaded_at = now
+                try:
+                    await asyncio.to_thread(self.voicemail.load)
+                except Exception:
+                    log.exception("could not reload the voicemail caches")
             if now - purged_at > TOKEN_PURGE_SECONDS:
                 purged_at = now
                 try:
@@ -369,7 +418,15 @@ class Application:
         }
 
     async def run(self, stop: asyncio.Event) -> None:
+        self.voicemail.attach(asyncio.get_running_loop())
         await self.sip.start()
+        prompts = self.voicemail.prompts
+        if prompts is not None:
+            # Synthesising missing prompts takes a few seconds: in the
+            # background, and each prompt is also made on first use.
+            self._prompt_task: asyncio.Task[int] = asyncio.create_task(
+                asyncio.to_thread(prompts.prepare)
+            )
         # With port 0 the system chose the port: Via and Contact must carry it.
         local = Address("UDP", self.settings.sip_host, self.sip.port)
         self.b2bua.local = local

@@ -50,6 +50,7 @@ from teleoffice.calls.engine import (
     StopTimer,
     StopTone,
     TimerName,
+    ToneName,
     TrunkTarget,
     Voicemail,
 )
@@ -173,6 +174,7 @@ class CallLegs:
     lingering: bool = False
     linger_leg: str = A_LEG
     local: bool = False  # leg A talks to teleoffice itself (voicemail)
+    waiting_tone_leg: str | None = None  # the line hearing call-waiting bursts
     feature_pending: bool = False
     a_payload: int = 0  # the payload type of A's audio, for tones played to it
 
@@ -499,15 +501,41 @@ class B2bua:
         call.linger_leg = leg_name
         self._push_timer(now + FAILURE_TONE_SECONDS, call.call_id, "linger")
 
-    def _media_command(self, call: CallLegs, command: PlayTone | StopTone | Bridge) -> None:
+    def _waiting_burst(self, call: CallLegs, now: float) -> None:
+        """One burst of the call-waiting tone, and the timer for the next."""
+        leg = call.waiting_tone_leg
+        if leg is None or call.media is None:
+            return
+        tone = self.tones.call_waiting
+        burst = Tone(
+            tone.name,
+            tone.frequencies,
+            tone.cadence[:-1] if len(tone.cadence) % 2 == 0 else tone.cadence,
+            repeat=False,
+            level_dbm0=tone.level_dbm0,
+        )
+        call.media.play_tone(_side(leg), burst, self._leg_payload(call, leg))
+        self._push_timer(now + (tone.cycle or 5.0), call.call_id, "waiting-tone")
+
+    def _media_command(
+        self, call: CallLegs, command: PlayTone | StopTone | Bridge, now: float
+    ) -> None:
         media = call.media
         if media is None:
             return
         side = _side(command.leg)
-        if isinstance(command, PlayTone):
+        if isinstance(command, PlayTone) and command.tone is ToneName.CALL_WAITING:
+            # Only the bursts replace the call's audio: the user keeps hearing
+            # the caller between them (T6: "a tone in the call").
+            call.waiting_tone_leg = command.leg
+            self._waiting_burst(call, now)
+        elif isinstance(command, PlayTone):
             tone = getattr(self.tones, command.tone.value)
             media.play_tone(side, tone, self._leg_payload(call, command.leg))
         elif isinstance(command, StopTone):
+            if call.waiting_tone_leg == command.leg:
+                call.waiting_tone_leg = None
+                self._timer_gen.pop((call.call_id, "waiting-tone"), None)
             media.stop_play(side)
         elif command.to_call is None or command.to_leg is None:
             media.detach(side)
@@ -705,6 +733,8 @@ class B2bua:
             call = self.calls.get(call_id)
             if name == TimerName.NO_ANSWER.value:
                 self._run(self.engine.on_timer(call_id, TimerName.NO_ANSWER, now), now)
+            elif name == "waiting-tone" and call is not None:
+                self._waiting_burst(call, now)
             elif name == "linger" and call is not None:
                 self._send_bye(call, call.linger_leg, now)
                 self._finish(call)
@@ -741,7 +771,7 @@ class B2bua:
                 self._features.append(command)
                 continue
             if isinstance(command, PlayTone | StopTone | Bridge):
-                self._media_command(call, command)
+                self._media_command(call, command, now)
                 continue
             if isinstance(command, AnswerWaiting):
                 self._answer_waiting(call, command, now)

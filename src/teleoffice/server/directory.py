@@ -131,6 +131,9 @@ class Directory:
 
     # ---- users and their phones (locations, the portal) ---------------------------------
 
+    def usernames(self) -> list[str]:
+        return list(self._fresh().users_by_name)
+
     def user(self, username: str) -> UserRecord | None:
         return self._fresh().users_by_name.get(username)
 

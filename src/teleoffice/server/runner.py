@@ -12,17 +12,27 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Coroutine
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 from teleoffice.calls.engine import CallRecord, Feature
 from teleoffice.calls.registrar import StoreCommand
 from teleoffice.media.engine import MediaEngine
 from teleoffice.media.session import MediaSession
+from teleoffice.server.b2bua import LocalSession
 from teleoffice.server.sip_service import SipService
 from teleoffice.sip.transaction import Address
 from teleoffice.transport.sip_transport import SipTransport
 
 log = logging.getLogger("teleoffice.runner")
+
+
+class LocalRun(Protocol):
+    """What runs a call answered by teleoffice itself (a voicemail menu)."""
+
+    async def run(self) -> None: ...
+
+    def feed_digit(self, digit: str) -> None: ...
+
 
 # Registrations are written to the database in batches: one transaction every
 # FLUSH_INTERVAL seconds instead of one per REGISTER.  A crash loses at most that
@@ -48,8 +58,12 @@ class SipRunner:
         tcp_idle_timeout: float = 600.0,
         clock: Callable[[], float] = time.time,
         on_feature: Callable[[Feature], Coroutine[Any, Any, None]] | None = None,
+        on_local: Callable[[LocalSession], LocalRun] | None = None,
     ) -> None:
         self.on_feature = on_feature
+        # Calls answered by teleoffice itself (voicemail): one task each.
+        self.on_local = on_local
+        self._locals: dict[str, tuple[asyncio.Task[None], LocalRun]] = {}
         self.service = service
         self.persist = persist
         self.media = media
@@ -93,6 +107,13 @@ class SipRunner:
                 await self._flush_task
         for task in list(self._media_tasks):
             task.cancel()
+        locals_ = [task for task, _ in self._locals.values()]
+        self._locals.clear()
+        for task in locals_:
+            task.cancel()
+        if locals_:
+            # Let the menus commit what they were recording before the sockets go.
+            await asyncio.wait(locals_, timeout=5)
         self.service.shutdown(self.clock())
         for data, destination in self.service.outgoing():
             self.transport.send(data, destination)
@@ -117,12 +138,42 @@ class SipRunner:
             task = asyncio.create_task(self.on_feature(feature))
             self._media_tasks.add(task)
             task.add_done_callback(self._media_tasks.discard)
+        for local in b2bua.take_locals():
+            self._start_local(local)
+        for call_id, digit in b2bua.take_local_digits():
+            running = self._locals.get(call_id)
+            if running is not None:
+                running[1].feed_digit(digit)
+        for call_id in b2bua.take_local_ended():
+            running = self._locals.pop(call_id, None)
+            if running is not None:
+                running[0].cancel()  # the caller hung up: the menu commits and stops
         for session in b2bua.take_media_releases():
             # The B2BUA only ever holds sessions this engine opened.
             self.media.release(cast(MediaSession, session))
         for data, destination in self.service.outgoing():
             self.transport.send(data, destination)
         self._arm_timer()
+
+    def _start_local(self, local: LocalSession) -> None:
+        if self.on_local is None:
+            self.service.b2bua.hang_up(local.call_id, self.clock())
+            return
+        run = self.on_local(local)
+        task = asyncio.create_task(self._run_local(local.call_id, run))
+        self._locals[local.call_id] = (task, run)
+
+    async def _run_local(self, call_id: str, run: LocalRun) -> None:
+        try:
+            await run.run()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("the menu of call %s failed", call_id)
+        # The menu is done (it said goodbye, or failed): hang up the caller.
+        if self._locals.pop(call_id, None) is not None:
+            self.service.b2bua.hang_up(call_id, self.clock())
+            self._after_input()
 
     def poke(self) -> None:
         """Send what the SIP side queued outside network input (the portal's calls)."""

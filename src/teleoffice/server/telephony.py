@@ -84,7 +84,11 @@ class Telephony:
         publish: Publish | None = None,
         poke: Callable[[], None] | None = None,
         portal_timeout: float = 0.0,
+        account_changed: Callable[[str], None] | None = None,
     ) -> None:
+        # Told of every phone whose user changed (its message-waiting lamp
+        # must now show the new user's mailbox).
+        self.account_changed = account_changed or (lambda account: None)
         # T8: a telecommuter without any portal connection for this long is
         # returned per T7; 0 turns it off (the default).
         self.portal_timeout = portal_timeout
@@ -219,6 +223,17 @@ class Telephony:
                 raise
             for user in changes:
                 self._announce_location(user)
+            accounts = {
+                loc.account
+                for loc in (*before.values(), *self.book.stored().values())
+                if loc.account is not None
+            }
+            for user in changes:
+                base = self.directory.base_account(user)
+                if base is not None:
+                    accounts.add(base)
+            for account in accounts:
+                self.account_changed(account)
 
     def load_book(self, stored: Mapping[str, Location]) -> None:
         self.book = LocationBook(
