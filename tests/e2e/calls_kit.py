@@ -19,6 +19,7 @@ import os
 import re
 import shutil
 import subprocess
+import tempfile
 import threading
 import time
 import wave
@@ -43,6 +44,14 @@ from tests.e2e.harness import (
 )
 
 SAMPLE_RATE = 8000
+
+# The shipped defaults, for the tests of overload control itself.
+DEFAULT_OVERLOAD = {
+    "TELEOFFICE_OVERLOAD_LAG_HIGH": "0.1",
+    "TELEOFFICE_OVERLOAD_LAG_LOW": "0.03",
+    "TELEOFFICE_OVERLOAD_BUSY_HIGH": "0.95",
+    "TELEOFFICE_OVERLOAD_BUSY_LOW": "0.8",
+}
 
 # Counters of /healthz that must be back to zero once no call is up.
 IDLE_COUNTERS = ("calls", "call_legs", "dialogs", "media_sessions", "media_ports")
@@ -153,7 +162,14 @@ class Phone(Baresip):
             )
         self.audio_source = audio_source
         self.record = record
-        self.recordings_dir = workdir / "recordings"
+        # baresip's sndfile builds the file name in a small fixed buffer and
+        # silently cuts a long one (the ".wav" goes first), as pytest's paths
+        # under xdist are: the recordings go to a short folder of their own,
+        # linked from the work folder for anyone looking at a failure.
+        self.recordings_dir = Path(tempfile.mkdtemp(prefix="to-rec-", dir="/tmp"))
+        workdir.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(OSError):
+            (workdir / "recordings").symlink_to(self.recordings_dir)
         self.rtp_range = port_block("phone", 40)
 
     @property
@@ -234,6 +250,11 @@ class Phone(Baresip):
     def call_events(self) -> list[str]:
         """The types of the call events so far, in order."""
         return [str(e.get("type")) for e in self.events() if e.get("type") in CALL_EVENTS]
+
+    def stop(self) -> int | None:
+        code = super().stop()
+        shutil.rmtree(self.recordings_dir, ignore_errors=True)
+        return code
 
     def recording(self, direction: str, timeout: float = 5.0) -> Path:
         """The newest recording of `direction` ("dec": heard, "enc": sent)."""

@@ -485,6 +485,15 @@ def register_over_tcp(
 # --- teleoffice ------------------------------------------------------------------
 
 
+# Overload thresholds no functional test reaches (see Server).
+LENIENT_OVERLOAD = {
+    "TELEOFFICE_OVERLOAD_LAG_HIGH": "5",
+    "TELEOFFICE_OVERLOAD_LAG_LOW": "4",
+    "TELEOFFICE_OVERLOAD_BUSY_HIGH": "1",
+    "TELEOFFICE_OVERLOAD_BUSY_LOW": "0.99",
+}
+
+
 class Server:
     """One `teleoffice serve` on its own ports and its own data directory."""
 
@@ -498,7 +507,10 @@ class Server:
         self.workdir = workdir
         self.data_dir = workdir / "data"
         self.log_path = workdir / "server.log"
-        self.env = clean_environment(env or {})
+        # Functional tests share two cores with peers and other tests: overload
+        # control (tested on its own in test_overload.py, with the shipped
+        # defaults) must not shed their REGISTERs because the machine is busy.
+        self.env = clean_environment({**LENIENT_OVERLOAD, **(env or {})})
         self.ready_timeout = ready_timeout
         self.sip_port = free_port()
         self.http_port = free_port()

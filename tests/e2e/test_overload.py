@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from teleoffice.bench.processes import free_port, wait_until
-from tests.e2e.calls_kit import CallLab, Drainer, counters
+from tests.e2e.calls_kit import DEFAULT_OVERLOAD, CallLab, Drainer, counters
 from tests.e2e.harness import Sipp, options
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e")]
@@ -50,7 +50,7 @@ def flood_counts(rundir: Path) -> dict[str, int]:
 
 
 def test_register_flood_is_shed_calls_survive_and_the_server_recovers(lab: CallLab) -> None:
-    server = lab.server()
+    server = lab.server(env=DEFAULT_OVERLOAD)
     bob_port = free_port()
     lab.register_sipp(server, bob_port, "202", "secret202")
     long_wait = ["-recv_timeout", "60000"]  # the UAS waits 25 s for the BYE
