@@ -45,8 +45,6 @@ from teleoffice.server.voicemail_session import (
     VoicemailStoreLike,
     deposit_session,
     retrieval_session,
-    run_deposit,
-    run_retrieval,
 )
 from tests.unit.test_media_session import HOST, Phone, phone
 
@@ -509,7 +507,9 @@ def test_hanging_up_during_the_greeting_records_nothing(tmp_path: Path) -> None:
     async def main() -> None:
         async with line(7) as ln:
             task = asyncio.create_task(
-                run_deposit(ln.session, "a", 0, store, "bob", Caller("201"), None, extension="202")
+                deposit_session(
+                    ln.session, "a", 0, store, "bob", Caller("201"), None, extension="202"
+                ).run()
             )
             await ln.hear(1000)  # tones only: straight to the beep
             task.cancel()
@@ -597,7 +597,7 @@ def test_retrieval_with_rfc4733_keys_plays_marks_and_deletes(tmp_path: Path) -> 
     async def main() -> None:
         async with line(10) as ln:
             task = asyncio.create_task(
-                run_retrieval(
+                retrieval_session(
                     ln.session,
                     "a",
                     0,
@@ -607,7 +607,7 @@ def test_retrieval_with_rfc4733_keys_plays_marks_and_deletes(tmp_path: Path) -> 
                     authenticated=False,
                     settings=SETTINGS,
                     on_change=changes.append,
-                )
+                ).run()
             )
             await ln.press("1234#")
             await ln.press("1")  # play the first message

@@ -115,8 +115,6 @@ __all__ = [
     "VoicemailStoreLike",
     "deposit_session",
     "retrieval_session",
-    "run_deposit",
-    "run_retrieval",
 ]
 
 log = logging.getLogger(__name__)
@@ -372,7 +370,7 @@ class VoicemailSession(Generic[M, G]):
     `on_change` hears of every change made to the mailbox, in the event loop.
     """
 
-    def __init__(  # noqa: PLR0917 - the same order as run_deposit/run_retrieval
+    def __init__(  # noqa: PLR0917 - the same order as deposit_session/retrieval_session
         self,
         media: VoicemailMedia,
         side: Side,
@@ -794,71 +792,3 @@ def retrieval_session(  # noqa: PLR0917 - the order agreed for voicemail (issue 
         tones=tones,
         on_change=on_change,
     )
-
-
-async def run_deposit(  # noqa: PLR0917 - the order agreed for voicemail (issue 5)
-    media: VoicemailMedia,
-    side: Side,
-    payload_type: int,
-    store: VoicemailStoreLike[M, G],
-    username: str,
-    caller: Caller,
-    prompts: PromptLibrary | None,
-    *,
-    extension: str,
-    busy: bool = False,
-    allow_login: bool = True,
-    settings: VoicemailSettings | None = None,
-    dtmf_payload_type: int | None = 101,
-    tones: ToneSet | None = None,
-    on_change: Callable[[MailboxChange], None] | None = None,
-) -> VoicemailOutcome:
-    """`deposit_session(...).run()`, for callers with no SIP INFO keys to feed."""
-    session = deposit_session(
-        media,
-        side,
-        payload_type,
-        store,
-        username,
-        caller,
-        prompts,
-        extension=extension,
-        busy=busy,
-        allow_login=allow_login,
-        settings=settings,
-        dtmf_payload_type=dtmf_payload_type,
-        tones=tones,
-        on_change=on_change,
-    )
-    return await session.run()
-
-
-async def run_retrieval(  # noqa: PLR0917 - the order agreed for voicemail (issue 5)
-    media: VoicemailMedia,
-    side: Side,
-    payload_type: int,
-    store: VoicemailStoreLike[M, G],
-    username: str,
-    prompts: PromptLibrary | None,
-    *,
-    authenticated: bool,
-    settings: VoicemailSettings | None = None,
-    dtmf_payload_type: int | None = 101,
-    tones: ToneSet | None = None,
-    on_change: Callable[[MailboxChange], None] | None = None,
-) -> VoicemailOutcome:
-    """`retrieval_session(...).run()`, for callers with no SIP INFO keys to feed."""
-    session = retrieval_session(
-        media,
-        side,
-        payload_type,
-        store,
-        username,
-        prompts,
-        authenticated=authenticated,
-        settings=settings,
-        dtmf_payload_type=dtmf_payload_type,
-        tones=tones,
-        on_change=on_change,
-    )
-    return await session.run()

@@ -14,13 +14,12 @@ import enum
 import ipaddress
 import re
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass, field, fields, replace
 from datetime import datetime, timedelta
 from typing import Any, Final, Literal
 
 from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
@@ -55,6 +54,7 @@ from teleoffice.store.models import (
     User,
     UserRestriction,
 )
+from teleoffice.store.secrets import SecretChecker
 
 Sessions = sessionmaker[Session]
 
@@ -273,7 +273,7 @@ class UserRepo:
         self._sessions = sessions
         self._realm = realm
         self._hasher = hasher if hasher is not None else PasswordHasher()
-        self._dummy_hash: str | None = None
+        self._secrets = SecretChecker(self._hasher)
 
     @property
     def sessions(self) -> Sessions:
@@ -518,27 +518,17 @@ class UserRepo:
         with self._sessions() as session:
             user = session.scalar(select(User).where(User.username == username))
             stored = None if user is None else user.password_hash
-        if user is None or stored is None:
-            self._burn(password)
+        checked = self._secrets.check(stored, password)
+        if user is None or not checked.ok:
             return None
-        try:
-            self._hasher.verify(stored, password)
-        except (VerificationError, InvalidHashError):
-            return None
-        if self._hasher.check_needs_rehash(stored):
+        if checked.upgraded is not None:
             with self._sessions.begin() as session:
                 session.execute(
                     update(User)
                     .where(User.id == user.id, User.password_hash == stored)
-                    .values(password_hash=self._hasher.hash(password))
+                    .values(password_hash=checked.upgraded)
                 )
         return _user_record(user)
-
-    def _burn(self, password: str) -> None:
-        if self._dummy_hash is None:
-            self._dummy_hash = self._hasher.hash("teleoffice-no-such-user")
-        with suppress(VerificationError):
-            self._hasher.verify(self._dummy_hash, password)
 
 
 class AccountRepo:

@@ -15,12 +15,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from contextlib import suppress
 from dataclasses import dataclass
 from typing import Final
 
 from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
@@ -40,6 +38,7 @@ from teleoffice.store.repos import (
     _transaction,
     validate_forward_number,
 )
+from teleoffice.store.secrets import SecretChecker
 
 __all__ = [
     "MAX_SAVED_NUMBERS",
@@ -128,7 +127,7 @@ class TelecommuterRepo:
     def __init__(self, sessions: Sessions, hasher: PasswordHasher | None = None) -> None:
         self._sessions = sessions
         self._hasher = hasher if hasher is not None else PasswordHasher()
-        self._dummy_hash: str | None = None
+        self._secrets = SecretChecker(self._hasher)
 
     # --- settings -----------------------------------------------------------------
 
@@ -193,15 +192,11 @@ class TelecommuterRepo:
                 .where(User.extension == extension)
             ).first()
         stored = None if found is None else found[2]
-        if found is None or stored is None:
-            self._burn(code)
+        checked = self._secrets.check(stored, code)
+        if found is None or not checked.ok:
             return None
         username, user_id = found[0], found[1]
-        try:
-            self._hasher.verify(stored, code)
-        except (VerificationError, InvalidHashError):
-            return None
-        if self._hasher.check_needs_rehash(stored):
+        if checked.upgraded is not None:
             # Only if the code was not changed meanwhile.
             with self._sessions.begin() as session:
                 session.execute(
@@ -210,7 +205,7 @@ class TelecommuterRepo:
                         TelecommuterSettings.user_id == user_id,
                         TelecommuterSettings.login_code_hash == stored,
                     )
-                    .values(login_code_hash=self._hasher.hash(code))
+                    .values(login_code_hash=checked.upgraded)
                 )
         return str(username)
 
@@ -304,9 +299,3 @@ class TelecommuterRepo:
             patterns=() if row is None else _lines(row.patterns),
             has_login_code=row is not None and row.login_code_hash is not None,
         )
-
-    def _burn(self, code: str) -> None:
-        if self._dummy_hash is None:
-            self._dummy_hash = self._hasher.hash("teleoffice-no-such-code")
-        with suppress(VerificationError, InvalidHashError):
-            self._hasher.verify(self._dummy_hash, code)

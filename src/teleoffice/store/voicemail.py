@@ -45,7 +45,6 @@ from pathlib import Path
 from typing import Final
 
 from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
@@ -66,6 +65,7 @@ from teleoffice.store.repos import (
     _rowcount,
     _transaction,
 )
+from teleoffice.store.secrets import SecretChecker
 
 __all__ = [
     "DEFAULT_MIN_DURATION",
@@ -205,7 +205,7 @@ class VoicemailStore:
         self._root = Path(root).resolve()
         self._hasher = hasher if hasher is not None else PasswordHasher()
         self._clock = clock
-        self._dummy_hash: str | None = None
+        self._secrets = SecretChecker(self._hasher)
 
     @property
     def root(self) -> Path:
@@ -252,20 +252,16 @@ class VoicemailStore:
                 .where(User.username == username)
             ).first()
         stored = None if found is None else found[1]
-        if found is None or stored is None:
-            self._burn(pin)
+        checked = self._secrets.check(stored, pin)
+        if found is None or not checked.ok:
             return False
-        try:
-            self._hasher.verify(stored, pin)
-        except (VerificationError, InvalidHashError):
-            return False
-        if self._hasher.check_needs_rehash(stored):
+        if checked.upgraded is not None:
             # Only if the PIN was not changed meanwhile.
             with self._sessions.begin() as session:
                 session.execute(
                     update(VoicemailBox)
                     .where(VoicemailBox.user_id == found[0], VoicemailBox.pin_hash == stored)
-                    .values(pin_hash=self._hasher.hash(pin))
+                    .values(pin_hash=checked.upgraded)
                 )
         return True
 
@@ -705,9 +701,3 @@ class VoicemailStore:
             duration=row.duration,
             heard=row.heard,
         )
-
-    def _burn(self, pin: str) -> None:
-        if self._dummy_hash is None:
-            self._dummy_hash = self._hasher.hash("teleoffice-no-such-pin")
-        with contextlib.suppress(VerificationError, InvalidHashError):
-            self._hasher.verify(self._dummy_hash, pin)
