@@ -463,3 +463,45 @@ def test_the_routes_are_documented(portal: Portal) -> None:
     assert "audio/wav" in audio["responses"]["206"]["content"]
     assert "416" in audio["responses"]
     assert "voicemail" in {tag["name"] for tag in schema["tags"]}
+
+
+def test_an_administrator_sets_and_clears_a_users_voicemail_pin(
+    portal: Portal, store: VoicemailStore, hook: Hook
+) -> None:
+    admin = portal.as_user("admin")
+    response = portal.client.patch(
+        "/api/admin/users/alice", json={"voicemail_pin": "4321"}, headers=admin
+    )
+    assert response.status_code == 200, response.text
+    assert "4321" not in response.text  # write only
+    assert store.verify_pin("alice", "4321")
+    assert "alice" in hook.calls
+    assert any(e["type"] == "voicemail.changed" for e, _ in hub_of(portal).published)
+    cleared = portal.client.patch(
+        "/api/admin/users/alice", json={"voicemail_pin": None}, headers=admin
+    )
+    assert cleared.status_code == 200, cleared.text
+    assert not store.box("alice").has_pin
+
+
+def test_a_bad_voicemail_pin_from_an_administrator_changes_nothing(
+    portal: Portal, store: VoicemailStore
+) -> None:
+    admin = portal.as_user("admin")
+    store.set_pin("alice", "1111")
+    response = portal.client.patch(
+        "/api/admin/users/alice",
+        json={"voicemail_pin": "12", "display_name": "Changed"},
+        headers=admin,
+    )
+    assert response.status_code == 422, response.text
+    assert store.verify_pin("alice", "1111")
+    assert portal.context.users.get("alice").display_name != "Changed"
+
+
+def test_only_administrators_set_pins_of_others(portal: Portal, store: VoicemailStore) -> None:
+    response = portal.client.patch(
+        "/api/admin/users/alice", json={"voicemail_pin": "4321"}, headers=portal.as_user("bob")
+    )
+    assert response.status_code == 403, response.text
+    assert not store.box("alice").has_pin

@@ -30,6 +30,7 @@ from teleoffice.portal.schemas import (
     UserOut,
     UserPatchIn,
 )
+from teleoffice.portal.voicemail import announce_voicemail, mailboxes
 from teleoffice.store.repos import (
     DEFAULT_RESTRICTION,
     FORWARD_OFF,
@@ -205,6 +206,9 @@ def patch_user(
         else None
     )
     check_forwards(current.extension, changes)
+    # A PIN cannot be put back once replaced (it is kept hashed), so it is
+    # written last, after everything that can be undone.
+    store = mailboxes(context) if "voicemail_pin" in changes else None
     user_changes = {key: changes[key] for key in USER_FIELDS if key in changes}
     user_changes.update(forward_values(changes))
 
@@ -229,6 +233,13 @@ def patch_user(
         for step in reversed(undo):
             step()
         raise
+    if store is not None:
+        pin = changes["voicemail_pin"]
+        if pin is None:
+            store.clear_pin(username)
+        else:
+            store.set_pin(username, pin)
+        announce_voicemail(context, username)
     if "password" in changes:
         # Whoever held a session with the old password loses it.
         context.tokens.revoke_all(username)

@@ -270,7 +270,7 @@ class UserCreateIn(InputModel):
 
 class UserPatchIn(PatchModel):
     clearable: ClassVar[frozenset[str]] = frozenset(
-        {"forward_always", "forward_busy", "forward_no_answer", "login_code"}
+        {"forward_always", "forward_busy", "forward_no_answer", "login_code", "voicemail_pin"}
     )
 
     display_name: DisplayName | None = None
@@ -288,6 +288,10 @@ class UserPatchIn(PatchModel):
     dnd: bool | None = None
     restriction: ProfileName | None = None
     login_code: LoginCode | None = Field(default=None, description="null removes the code.")
+    voicemail_pin: LoginCode | None = Field(
+        default=None,
+        description="The PIN for reaching the mailbox by phone (write only); null removes it.",
+    )
 
 
 class RestrictionOut(BaseModel):
