@@ -230,6 +230,7 @@ class Application:
             contacts,
             locate=lambda user: self.telephony.location_of(user.username),
             voicemail_number=settings.voicemail_number,
+            has_mailbox=self._has_mailbox,
         )
         self.b2bua = B2bua(
             engine=self.calls,
@@ -345,6 +346,10 @@ class Application:
         )
         self.http = create_http_app(registry=self.metrics, status=self.status, portal=self.portal)
         self.http.include_router(create_telephony_router(self.telephony))
+
+    def _has_mailbox(self, username: str) -> bool:
+        user = self.directory.user(username)
+        return user is not None and user.voicemail_enabled
 
     def _mailbox_changed(self, username: str) -> None:
         self.service.mwi.changed(username, time.time())

@@ -332,6 +332,7 @@ class Voicemail:
     mailbox: str
     deposit: bool
     caller: Party
+    busy: bool = False  # the mailbox's owner is on the phone
 
 
 @dataclass(frozen=True, slots=True)
@@ -584,9 +585,11 @@ class CallEngine:
         restrictions: Restrictions | None = None,
         locate: Locate | None = None,
         voicemail_number: str = "",
+        has_mailbox: Callable[[str], bool] | None = None,
     ) -> None:
         # Dialled by a user, this reaches their own mailbox ("" turns it off).
         self.voicemail_number = voicemail_number
+        self.has_mailbox: Callable[[str], bool] = has_mailbox or (lambda username: False)
         self.directory = directory
         self.contacts = contacts
         if restrictions is None:
@@ -700,6 +703,12 @@ class CallEngine:
         the desk (T4, T11): a barred number places no call at all, not even the
         callback.  Then where the user is decides whom to ring first.
         """
+        if self.voicemail_number and to == self.voicemail_number:
+            # One's own mailbox (T12: a telecommuter reaches it through the
+            # callback); nothing leaves the building, nothing to restrict.
+            if not user.voicemail:
+                return Refusal(409, "no_mailbox", "You have no mailbox")
+            return self._origination(user, to, Party(to, "Voicemail"), now)
         found = route(to, from_trunk=False, directory=self.directory)
         if isinstance(found, Unroutable):
             return Refusal(422, "unroutable", f"{to!r} cannot be dialled: {found.reason.lower()}")
@@ -712,6 +721,12 @@ class CallEngine:
             callee = Party(found.number)
         if isinstance(verdict, Barred):
             return Refusal(403, "barred", verdict.reason)
+        return self._origination(user, to, callee, now)
+
+    def _origination(
+        self, user: UserView, to: str, callee: Party, now: float
+    ) -> Refusal | Origination:
+        """Whom to ring first for a call placed for `user`: where they are."""
         location = self.locate(user)
         if location.kind is LocationKind.LOGGED_OUT:
             return Refusal(
@@ -1254,7 +1269,7 @@ class CallEngine:
         commands = [StopTimer(call_id, TimerName.NO_ANSWER), *self._leave_line(call)]
         self._note(call, "rejected while busy")
         return commands + self._unavailable_treatment(
-            call, call.ringing_user, ForwardKind.BUSY, now, _BUSY
+            call, call.ringing_user, ForwardKind.BUSY, now, _BUSY, busy=True
         )
 
     def hold(self, call_id: str) -> Refusal | list[Command]:
@@ -1472,7 +1487,7 @@ class CallEngine:
                 return self._offer_waiting(call, user, line, now)
             # One line: any further call gets busy treatment (T6).
             self._note(call, "telecommuter line busy")
-            return self._unavailable_treatment(call, user, ForwardKind.BUSY, now, _BUSY)
+            return self._unavailable_treatment(call, user, ForwardKind.BUSY, now, _BUSY, busy=True)
         found = route(location.number, from_trunk=False, directory=self.directory)
         if not isinstance(found, ToTrunk):
             self._note(call, f"telecommuter number {location.number} has no route")
@@ -1515,12 +1530,19 @@ class CallEngine:
             # Busy as the phones said it: 600 stays 600 when nothing takes over.
             failure = replace(_BUSY, status=status, reason=_REASONS[status])
             return commands + self._unavailable_treatment(
-                call, user, ForwardKind.BUSY, now, failure
+                call, user, ForwardKind.BUSY, now, failure, busy=True
             )
         return self._give_up(call, now, status)
 
     def _unavailable_treatment(
-        self, call: Call, user: UserView, kind: ForwardKind, now: float, failure: _Failure
+        self,
+        call: Call,
+        user: UserView,
+        kind: ForwardKind,
+        now: float,
+        failure: _Failure,
+        *,
+        busy: bool = False,
     ) -> list[Command]:
         """What happens to a call `user` cannot take (busy, DND, no answer).
 
@@ -1531,13 +1553,18 @@ class CallEngine:
         if number:
             return self._forward(call, user, kind, number, now, failure=failure)
         if user.voicemail:
-            return self._to_voicemail(call, user, now)
+            return self._to_voicemail(call, user, now, busy=busy)
         return self._fail(call, now, failure)
 
     # ---- voicemail (T12) ------------------------------------------------------------------
 
-    def _to_voicemail(self, call: Call, user: UserView, now: float) -> list[Command]:
-        """The caller leaves a message for `user`: teleoffice answers the call."""
+    def _to_voicemail(
+        self, call: Call, user: UserView, now: float, *, busy: bool = False
+    ) -> list[Command]:
+        """The caller leaves a message for `user`: teleoffice answers the call.
+
+        `busy`: the user is on the phone (the greeting says so); not said for
+        do not disturb or logged out, which are nobody's business."""
         commands: list[Command] = [StopTimer(call.id, TimerName.NO_ANSWER)]
         commands += self._cancel_all(call)
         commands += self._leave_line(call)
@@ -1550,14 +1577,14 @@ class CallEngine:
             answered_at=now,
             ringing_at=call.record.ringing_at or now,
         )
-        commands.append(Voicemail(call.id, user.username, True, call.caller.party))
+        commands.append(Voicemail(call.id, user.username, True, call.caller.party, busy))
         return [*commands, CallUpdated(call.record)]
 
     def _voicemail_box(self, call: Call, now: float) -> list[Command]:
         """The caller dialled the voicemail number: their own mailbox (PIN asked
         unless the call comes from a phone they are logged in on)."""
         username = call.caller.user
-        if username is None:
+        if username is None or not self.has_mailbox(username):
             return self._end(call, now, 404, "No Mailbox", outcome="not-found", by="system")
         call.local = username
         call.record = replace(

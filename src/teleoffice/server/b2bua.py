@@ -484,6 +484,7 @@ class B2bua:
                 mailbox=command.mailbox,
                 deposit=command.deposit,
                 caller=command.caller,
+                busy=command.busy,
             )
         )
 
@@ -1474,6 +1475,7 @@ class LocalSession:
     mailbox: str
     deposit: bool
     caller: Party
+    busy: bool = False  # the mailbox's owner is on the phone (for the greeting)
 
 
 _DTMF_RELAY_SIGNAL = re.compile(

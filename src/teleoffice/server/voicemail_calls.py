@@ -142,6 +142,7 @@ class VoicemailCalls:
                 Caller(local.caller.number, local.caller.name),
                 self.prompts,
                 extension=user.extension if user is not None else local.mailbox,
+                busy=local.busy,
                 settings=self.settings,
                 dtmf_payload_type=events,
                 tones=self.tones,
