@@ -16,6 +16,7 @@ import pytest
 
 from tests.e2e.calls_kit import CallLab, Drainer
 from tests.e2e.harness import Baresip, HasLog, Server, Sipp, iter_logged
+from tests.e2e.portal_kit import Portals, Site
 
 
 @pytest.hookimpl(wrapper=True)
@@ -147,3 +148,28 @@ def lab(
         yield lab
     finally:
         lab.close()
+
+
+# ---- modules whose servers start from a seeded site (see portal_kit.make_site) -------
+# Such a module defines a module-scoped `site` fixture; these give each test a lab
+# on it and the API sessions it opens.
+
+
+@pytest.fixture
+def site_lab(
+    request: pytest.FixtureRequest, tmp_path: Path, site: Site, drainer: Drainer
+) -> Iterator[CallLab]:
+    lab = CallLab(tmp_path, site.data, drainer, request.node.name)
+    try:
+        yield lab
+    finally:
+        lab.close()
+
+
+@pytest.fixture
+def portals() -> Iterator[Portals]:
+    pool = Portals()
+    try:
+        yield pool
+    finally:
+        pool.close()

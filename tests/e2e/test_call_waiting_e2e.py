@@ -11,7 +11,6 @@ own, so the recording tells who alice heard and when: bob at 1000 Hz, carol at
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,7 +18,6 @@ import pytest
 
 from tests.e2e.calls_kit import (
     CallLab,
-    Drainer,
     Phone,
     event_reason,
     received,
@@ -67,26 +65,6 @@ SEED = (
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory, seeded_data: Path) -> Site:
     return make_site(tmp_path_factory.mktemp("cw-seed"), seeded_data, SEED)
-
-
-@pytest.fixture
-def cw_lab(
-    request: pytest.FixtureRequest, tmp_path: Path, site: Site, drainer: Drainer
-) -> Iterator[CallLab]:
-    lab = CallLab(tmp_path, site.data, drainer, request.node.name)
-    try:
-        yield lab
-    finally:
-        lab.close()
-
-
-@pytest.fixture
-def portals() -> Iterator[Portals]:
-    pool = Portals()
-    try:
-        yield pool
-    finally:
-        pool.close()
 
 
 @dataclass
@@ -166,9 +144,9 @@ def call_waiting_bursts(heard: list[Slice], after: float) -> tuple[float, float]
 
 
 def test_waiting_call_is_answered_and_the_first_goes_on_hold(
-    cw_lab: CallLab, site: Site, portals: Portals, tmp_path: Path
+    site_lab: CallLab, site: Site, portals: Portals, tmp_path: Path
 ) -> None:
-    o = office(cw_lab, site, portals, tmp_path)
+    o = office(site_lab, site, portals, tmp_path)
     mark = o.stream.mark()
     first = bob_is_on_the_line(o, mark)
     time.sleep(1.0)  # alice and bob talk
@@ -176,7 +154,7 @@ def test_waiting_call_is_answered_and_the_first_goes_on_hold(
     waiting = carol_waits(o, mark)
     waiting_since = time.monotonic()
     # One more call while carol waits: the line is full, it is busy at once.
-    third = cw_lab.sipp(
+    third = site_lab.sipp(
         "tc_trunk_uac_refused",
         o.server,
         port=site.pstn_port,
@@ -228,13 +206,13 @@ def test_waiting_call_is_answered_and_the_first_goes_on_hold(
     # ... and carol heard alice.
     carol_heard = timeline(read_recording(o.carol), TONES)
     assert heard_for(carol_heard, HOME_TONE) >= 1.5, describe(carol_heard)
-    cw_lab.assert_idle(o.server)
+    site_lab.assert_idle(o.server)
 
 
 def test_rejected_waiting_call_gets_busy_and_the_first_call_goes_on(
-    cw_lab: CallLab, site: Site, portals: Portals, tmp_path: Path
+    site_lab: CallLab, site: Site, portals: Portals, tmp_path: Path
 ) -> None:
-    o = office(cw_lab, site, portals, tmp_path)
+    o = office(site_lab, site, portals, tmp_path)
     mark = o.stream.mark()
     first = bob_is_on_the_line(o, mark)
     time.sleep(0.5)
@@ -255,7 +233,7 @@ def test_rejected_waiting_call_gets_busy_and_the_first_call_goes_on(
     assert "CALL_CLOSED" not in o.bob.call_events(), o.bob.call_events()
     o.bob.command("hangup")
     assert o.home.wait_for("CALL_CLOSED", 5) is not None, o.home.call_events()
-    cw_lab.assert_idle(o.server)
+    site_lab.assert_idle(o.server)
 
     heard = timeline(read_recording(o.home), TONES)
     bursts_start, bursts_end = call_waiting_bursts(heard, after=0.0)
@@ -274,9 +252,9 @@ def test_rejected_waiting_call_gets_busy_and_the_first_call_goes_on(
 
 
 def test_without_call_waiting_a_second_call_is_busy_or_forwarded(
-    cw_lab: CallLab, site: Site, portals: Portals, tmp_path: Path
+    site_lab: CallLab, site: Site, portals: Portals, tmp_path: Path
 ) -> None:
-    o = office(cw_lab, site, portals, tmp_path)
+    o = office(site_lab, site, portals, tmp_path)
     assert o.alice.settings(call_waiting=False)["call_waiting"] is False
     mark = o.stream.mark()
     first = bob_is_on_the_line(o, mark)
@@ -293,7 +271,7 @@ def test_without_call_waiting_a_second_call_is_busy_or_forwarded(
 
     # With forward-on-busy, the second call goes there instead.
     assert o.alice.settings(forward_busy="9" + DEST)["forward_busy"] == "9" + DEST
-    provider = cw_lab.sipp("call_uas_answer", o.server, port=site.pstn_port, service=DEST).start()
+    provider = site_lab.sipp("call_uas_answer", o.server, port=site.pstn_port, service=DEST).start()
     carol_mark = o.carol.mark()
     o.carol.dial("201", o.server.sip_port)
     assert o.carol.wait_for("CALL_ESTABLISHED", 10, after=carol_mark) is not None, (
@@ -312,4 +290,4 @@ def test_without_call_waiting_a_second_call_is_busy_or_forwarded(
     o.bob.command("hangup")
     assert o.home.wait_for("CALL_CLOSED", 5) is not None, o.home.call_events()
     assert o.stream.wait_call("call.ended", first["id"], 5, after=mark) is not None
-    cw_lab.assert_idle(o.server)
+    site_lab.assert_idle(o.server)

@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from teleoffice.bench.processes import LOOPBACK
-from tests.e2e.calls_kit import CallLab, Drainer, received, statuses
+from tests.e2e.calls_kit import CallLab, received, statuses
 from tests.e2e.harness import SipMessage, parse_message, write_tone
 from tests.e2e.portal_kit import (
     WINDOW,
@@ -71,26 +71,6 @@ def site(tmp_path_factory: pytest.TempPathFactory, seeded_data: Path) -> Site:
 
 
 @pytest.fixture
-def tc_lab(
-    request: pytest.FixtureRequest, tmp_path: Path, site: Site, drainer: Drainer
-) -> Iterator[CallLab]:
-    lab = CallLab(tmp_path, site.data, drainer, request.node.name)
-    try:
-        yield lab
-    finally:
-        lab.close()
-
-
-@pytest.fixture
-def portals() -> Iterator[Portals]:
-    pool = Portals()
-    try:
-        yield pool
-    finally:
-        pool.close()
-
-
-@pytest.fixture
 def listeners() -> Iterator[list[Listener]]:
     opened: list[Listener] = []
     try:
@@ -133,10 +113,10 @@ def started(portal: Portal, stream: EventStream) -> None:
 # --- T3, T5: calls follow alice home --------------------------------------------------------
 
 
-def test_incoming_call_follows_alice_home(tc_lab: CallLab, site: Site, portals: Portals) -> None:
+def test_incoming_call_follows_alice_home(site_lab: CallLab, site: Site, portals: Portals) -> None:
     home_port, pstn_port = site.home_port, site.pstn_port
-    server = tc_lab.server()
-    desk = tc_lab.phone()
+    server = site_lab.server()
+    desk = site_lab.phone()
     desk.register("201", "secret201", server.sip_port, answermode="manual")
     alice = portals.login(server, "alice", ALICE_PW)
     stream = alice.events()
@@ -151,9 +131,9 @@ def test_incoming_call_follows_alice_home(tc_lab: CallLab, site: Site, portals: 
         HOME,
     ), location
 
-    home = tc_lab.sipp("tc_home_answer", server, port=home_port).start()
+    home = site_lab.sipp("tc_home_answer", server, port=home_port).start()
     mark = stream.mark()
-    caller = tc_lab.sipp(
+    caller = site_lab.sipp(
         "call_trunk_uac",
         server,
         port=pstn_port,
@@ -206,7 +186,7 @@ def test_incoming_call_follows_alice_home(tc_lab: CallLab, site: Site, portals: 
         "answered",
     ), entry
     assert entry["side"] == "callee", entry
-    tc_lab.assert_idle(server)
+    site_lab.assert_idle(server)
 
 
 # --- T4: calls placed from the portal --------------------------------------------------------
@@ -217,10 +197,10 @@ def tone_source(tmp_path: Path, freq: float, seconds: float = 30.0) -> Path:
 
 
 def test_callback_rings_home_first_then_the_destination(
-    tc_lab: CallLab, site: Site, portals: Portals, tmp_path: Path
+    site_lab: CallLab, site: Site, portals: Portals, tmp_path: Path
 ) -> None:
     home = home_phone(
-        tc_lab,
+        site_lab,
         HOME_NUMBER,
         answermode="manual",
         audio_source=tone_source(tmp_path, HOME_TONE),
@@ -228,12 +208,12 @@ def test_callback_rings_home_first_then_the_destination(
         sip_port=site.home_port,
     )
     pstn_port = site.pstn_port
-    server = tc_lab.server()
+    server = site_lab.server()
     alice = portals.login(server, "alice", ALICE_PW)
     stream = alice.events()
     started(alice, stream)
     # The destination rings 3 s, answers, and echoes the audio it gets.
-    dest = tc_lab.sipp(
+    dest = site_lab.sipp(
         "tc_dest_ring_answer", server, port=pstn_port, service=DEST, extra=["-rtp_echo"]
     ).start()
 
@@ -288,15 +268,15 @@ def test_callback_rings_home_first_then_the_destination(
     assert ringback[0].end <= echo[0].start + WINDOW, describe(heard)
     # Ringback stopped when the destination answered (it would come back after 4 s).
     assert all(r.end <= echo[0].start + WINDOW for r in ringback), describe(heard)
-    tc_lab.assert_idle(server)
+    site_lab.assert_idle(server)
 
 
 def test_nothing_is_dialled_onward_when_barred_or_unanswered(
-    tc_lab: CallLab, site: Site, portals: Portals, listeners: list[Listener]
+    site_lab: CallLab, site: Site, portals: Portals, listeners: list[Listener]
 ) -> None:
-    home = home_phone(tc_lab, HOME_NUMBER, answermode="manual", sip_port=site.home_port)
+    home = home_phone(site_lab, HOME_NUMBER, answermode="manual", sip_port=site.home_port)
     pstn_port = site.pstn_port
-    server = tc_lab.server()
+    server = site_lab.server()
     provider = listen(listeners, pstn_port)
     alice = portals.login(server, "alice", ALICE_PW)
     stream = alice.events()
@@ -324,25 +304,25 @@ def test_nothing_is_dialled_onward_when_barred_or_unanswered(
     assert "CALL_ESTABLISHED" not in home.call_events(), home.call_events()
     assert provider.nothing_within(0.5)
     assert "call.answered" not in stream.types(mark), stream.types(mark)
-    tc_lab.assert_idle(server)
+    site_lab.assert_idle(server)
 
 
 def test_busy_destination_plays_busy_to_the_home_phone(
-    tc_lab: CallLab, site: Site, portals: Portals, tmp_path: Path
+    site_lab: CallLab, site: Site, portals: Portals, tmp_path: Path
 ) -> None:
     home = home_phone(
-        tc_lab,
+        site_lab,
         HOME_NUMBER,
         audio_source=tone_source(tmp_path, HOME_TONE),
         record=True,
         sip_port=site.home_port,
     )
     pstn_port = site.pstn_port
-    server = tc_lab.server()
+    server = site_lab.server()
     alice = portals.login(server, "alice", ALICE_PW)
     stream = alice.events()
     started(alice, stream)
-    dest = tc_lab.sipp("call_uas_busy", server, port=pstn_port, service=DEST).start()
+    dest = site_lab.sipp("call_uas_busy", server, port=pstn_port, service=DEST).start()
 
     mark = stream.mark()
     call_id = alice.place_call("9" + DEST)
@@ -369,16 +349,16 @@ def test_busy_destination_plays_busy_to_the_home_phone(
     assert all(0.35 <= gap <= 0.65 for gap in gaps), describe(heard)
     # The destination never answered: nothing of alice's own line came back.
     assert heard_for(heard, HOME_TONE) < 0.2, describe(heard)
-    tc_lab.assert_idle(server)
+    site_lab.assert_idle(server)
 
 
 def test_click_to_dial_at_the_desk_rings_the_desk_phone_first(
-    tc_lab: CallLab, portals: Portals
+    site_lab: CallLab, portals: Portals
 ) -> None:
-    server = tc_lab.server()
-    desk = tc_lab.phone()
+    server = site_lab.server()
+    desk = site_lab.phone()
     desk.register("201", "secret201", server.sip_port, answermode="manual")
-    bob = tc_lab.phone()
+    bob = site_lab.phone()
     bob.register("202", "secret202", server.sip_port)
     alice = portals.login(server, "alice", ALICE_PW)
     stream = alice.events()
@@ -403,26 +383,26 @@ def test_click_to_dial_at_the_desk_rings_the_desk_phone_first(
     for phone in (desk, bob):
         assert phone.wait_for("CALL_CLOSED", 5) is not None, phone.call_events()
     assert stream.wait_call("call.ended", call_id, 5, after=mark) is not None
-    tc_lab.assert_idle(server)
+    site_lab.assert_idle(server)
 
 
 # --- T7, T8: ending the mode, losing the portal -----------------------------------------------
 
 
 def test_a_call_at_home_outlives_the_portal_connection_and_the_mode(
-    tc_lab: CallLab, site: Site, portals: Portals, listeners: list[Listener]
+    site_lab: CallLab, site: Site, portals: Portals, listeners: list[Listener]
 ) -> None:
     home_port, pstn_port = site.home_port, site.pstn_port
-    server = tc_lab.server()
-    desk = tc_lab.phone()
+    server = site_lab.server()
+    desk = site_lab.phone()
     desk.register("201", "secret201", server.sip_port, answermode="manual")
     alice = portals.login(server, "alice", ALICE_PW)
     stream = alice.events()
     started(alice, stream)
 
     # A call in progress on the home line ...
-    home = tc_lab.sipp("tc_home_answer", server, port=home_port).start()
-    caller = tc_lab.sipp(
+    home = site_lab.sipp("tc_home_answer", server, port=home_port).start()
+    caller = site_lab.sipp(
         "call_trunk_uac",
         server,
         port=pstn_port,
@@ -471,7 +451,7 @@ def test_a_call_at_home_outlives_the_portal_connection_and_the_mode(
 
     # The next call rings the desk phone again; nothing goes home.
     home_line = listen(listeners, home_port)
-    caller = tc_lab.sipp(
+    caller = site_lab.sipp(
         "call_trunk_uac",
         server,
         port=pstn_port,
@@ -487,15 +467,15 @@ def test_a_call_at_home_outlives_the_portal_connection_and_the_mode(
     assert outcome.returncode == 0, outcome.describe()
     assert desk.wait_for("CALL_CLOSED", 5) is not None, desk.call_events()
     assert home_line.nothing_within(0.2)
-    tc_lab.assert_idle(server)
+    site_lab.assert_idle(server)
 
 
 def test_ending_the_mode_with_the_desk_taken_logs_alice_out(
-    tc_lab: CallLab, site: Site, portals: Portals
+    site_lab: CallLab, site: Site, portals: Portals
 ) -> None:
     pstn_port = site.pstn_port
-    server = tc_lab.server()
-    desk = tc_lab.phone()
+    server = site_lab.server()
+    desk = site_lab.phone()
     desk.register("201", "secret201", server.sip_port, answermode="manual")
     alice = portals.login(server, "alice", ALICE_PW)
     bob = portals.login(server, "bob", BOB_PW)
@@ -521,7 +501,7 @@ def test_ending_the_mode_with_the_desk_taken_logs_alice_out(
 
     # Her callers hear busy; the desk phone, bob's now, does not ring for her.
     desk_mark = desk.mark()
-    caller = tc_lab.sipp(
+    caller = site_lab.sipp(
         "tc_trunk_uac_refused",
         server,
         port=pstn_port,
@@ -532,24 +512,24 @@ def test_ending_the_mode_with_the_desk_taken_logs_alice_out(
     assert outcome.returncode == 0, outcome.describe()
     assert statuses(outcome)[-1] == 486, outcome.describe()
     assert desk.wait_for("CALL_INCOMING", 0.3, after=desk_mark) is None, desk.call_events()
-    tc_lab.assert_idle(server)
+    site_lab.assert_idle(server)
 
 
 # --- a restart ------------------------------------------------------------------------------------
 
 
 def test_telecommuter_mode_survives_a_restart(
-    tc_lab: CallLab, site: Site, portals: Portals
+    site_lab: CallLab, site: Site, portals: Portals
 ) -> None:
     home_port, pstn_port = site.home_port, site.pstn_port
-    server = tc_lab.server()
+    server = site_lab.server()
     alice = portals.login(server, "alice", ALICE_PW)
     started(alice, alice.events())
     portals.close()
 
     assert server.restart() == 0
-    home = tc_lab.sipp("tc_home_answer", server, port=home_port).start()
-    caller = tc_lab.sipp(
+    home = site_lab.sipp("tc_home_answer", server, port=home_port).start()
+    caller = site_lab.sipp(
         "call_trunk_uac",
         server,
         port=pstn_port,
@@ -568,7 +548,7 @@ def test_telecommuter_mode_survives_a_restart(
     alice = portals.login(server, "alice", ALICE_PW)
     view = alice.telecommuter()
     assert (view["active"], view["number"]) == (True, HOME), view
-    tc_lab.assert_idle(server)
+    site_lab.assert_idle(server)
 
 
 # --- T1, T2: who may start it, and with which number (last: no SIP, so it runs
@@ -576,9 +556,9 @@ def test_telecommuter_mode_survives_a_restart(
 
 
 def test_refused_starts_change_nothing(
-    tc_lab: CallLab, site: Site, portals: Portals, listeners: list[Listener]
+    site_lab: CallLab, site: Site, portals: Portals, listeners: list[Listener]
 ) -> None:
-    server = tc_lab.server()
+    server = site_lab.server()
     home = listen(listeners, site.home_port)
     admin = portals.login(server, "bob", BOB_PW)
     alice = portals.login(server, "alice", ALICE_PW)
@@ -621,4 +601,4 @@ def test_refused_starts_change_nothing(
     assert view["location"]["phone"] == "201", view
     assert stream.of_type("telecommuter.changed", "location.changed") == [], stream.types()
     assert home.nothing_within(0.5)
-    tc_lab.assert_idle(server)
+    site_lab.assert_idle(server)

@@ -17,14 +17,13 @@ import os
 import signal
 import time
 import wave
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from teleoffice.bench.processes import wait_until
-from tests.e2e.calls_kit import CallLab, Drainer, Phone, analyse_wav
+from tests.e2e.calls_kit import CallLab, Phone, analyse_wav
 from tests.e2e.harness import Server, write_tone
 from tests.e2e.portal_kit import Portal, Portals
 
@@ -33,26 +32,6 @@ pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e")]
 BOB_PW = "bob-portal-pw"
 CALLER_TONE = 700.0
 SETUP = (("user", "set", "bob", "--password", BOB_PW, "--voicemail"),)
-
-
-@pytest.fixture
-def portals() -> Iterator[Portals]:
-    pool = Portals()
-    try:
-        yield pool
-    finally:
-        pool.close()
-
-
-@pytest.fixture
-def crash_lab(
-    request: pytest.FixtureRequest, tmp_path: Path, seeded_data: Path, drainer: Drainer
-) -> Iterator[CallLab]:
-    lab = CallLab(tmp_path, seeded_data, drainer, request.node.name)
-    try:
-        yield lab
-    finally:
-        lab.close()
 
 
 def mailbox_dir(server: Server) -> Path:
@@ -135,10 +114,10 @@ def assert_consistent(server: Server, bob: Portal, tmp_path: Path) -> list[dict[
 
 
 def test_kill_9_while_recording_leaves_a_consistent_mailbox(
-    crash_lab: CallLab, portals: Portals, tmp_path: Path
+    lab: CallLab, portals: Portals, tmp_path: Path
 ) -> None:
-    server = crash_lab.server(setup=SETUP)
-    alice = caller(crash_lab, server, tmp_path)
+    server = lab.server(setup=SETUP)
+    alice = caller(lab, server, tmp_path)
     bob = portals.login(server, "bob", BOB_PW)
 
     # A first message, complete.
@@ -173,14 +152,14 @@ def test_kill_9_while_recording_leaves_a_consistent_mailbox(
     assert oldest == kept, (oldest, kept)
     assert newest["id"] != kept["id"], newest
     assert newest["from"]["number"] == "201", newest
-    crash_lab.assert_idle(server)
+    lab.assert_idle(server)
 
 
 def test_kill_9_right_after_a_message_is_committed_keeps_it(
-    crash_lab: CallLab, portals: Portals, tmp_path: Path
+    lab: CallLab, portals: Portals, tmp_path: Path
 ) -> None:
-    server = crash_lab.server(setup=SETUP)
-    alice = caller(crash_lab, server, tmp_path)
+    server = lab.server(setup=SETUP)
+    alice = caller(lab, server, tmp_path)
     bob = portals.login(server, "bob", BOB_PW)
     stream = bob.events()
 
@@ -200,4 +179,4 @@ def test_kill_9_right_after_a_message_is_committed_keeps_it(
     assert message["from"]["number"] == "201", message
     assert message["heard"] is False, message
     assert message["duration"] >= 1.5, message
-    crash_lab.assert_idle(server)
+    lab.assert_idle(server)

@@ -25,7 +25,7 @@ import os
 import struct
 import time
 import wave
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +33,7 @@ import httpx
 import pytest
 
 from teleoffice.bench.processes import LOOPBACK, free_port, wait_until
-from tests.e2e.calls_kit import CallLab, Drainer, Phone, SippProcess, analyse_wav, received
+from tests.e2e.calls_kit import CallLab, Phone, SippProcess, analyse_wav, received
 from tests.e2e.harness import Server, SipMessage, SippResult, write_tone
 from tests.e2e.portal_kit import (
     WINDOW,
@@ -78,26 +78,6 @@ SEED = (
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory, seeded_data: Path) -> Site:
     return make_site(tmp_path_factory.mktemp("vm-seed"), seeded_data, SEED)
-
-
-@pytest.fixture
-def vm_lab(
-    request: pytest.FixtureRequest, tmp_path: Path, site: Site, drainer: Drainer
-) -> Iterator[CallLab]:
-    lab = CallLab(tmp_path, site.data, drainer, request.node.name)
-    try:
-        yield lab
-    finally:
-        lab.close()
-
-
-@pytest.fixture
-def portals() -> Iterator[Portals]:
-    pool = Portals()
-    try:
-        yield pool
-    finally:
-        pool.close()
 
 
 # --- the mailbox as the API and the disk show it ------------------------------------------
@@ -297,12 +277,12 @@ def best_correlation(sent: Sequence[float], got: Sequence[float]) -> float:
 
 
 def test_unanswered_call_leaves_the_callers_audio_in_the_mailbox(
-    vm_lab: CallLab, portals: Portals, tmp_path: Path
+    site_lab: CallLab, portals: Portals, tmp_path: Path
 ) -> None:
-    server = vm_lab.server()
-    desk = vm_lab.phone()
+    server = site_lab.server()
+    desk = site_lab.phone()
     desk.register("202", "secret202", server.sip_port, answermode="manual")
-    alice = caller_phone(vm_lab, server, tmp_path, record=True)
+    alice = caller_phone(site_lab, server, tmp_path, record=True)
     bob = portals.login(server, "bob", BOB_PW)
     stream = bob.events()
     mark = stream.mark()
@@ -353,24 +333,24 @@ def test_unanswered_call_leaves_the_callers_audio_in_the_mailbox(
     before = heard[: int(beeps[0].start / WINDOW)]
     assert sum(s is not None for s in before) * WINDOW >= 6.0, describe(heard)
     assert heard_for(heard, CALLER_TONE) < 0.2, describe(heard)
-    vm_lab.assert_idle(server)
+    site_lab.assert_idle(server)
 
 
 def test_busy_phone_sends_the_caller_to_voicemail(
-    vm_lab: CallLab, portals: Portals, tmp_path: Path
+    site_lab: CallLab, portals: Portals, tmp_path: Path
 ) -> None:
     """Bob's phone refuses the call as busy (486); the caller speaks into his
     mailbox instead: sipp replaying its recording of speech."""
-    server = vm_lab.server()
+    server = site_lab.server()
     phone_port = free_port()
-    vm_lab.register_sipp(server, phone_port, "202", "secret202")
-    busy = vm_lab.sipp("call_uas_busy", server, port=phone_port, service="202").start()
+    site_lab.register_sipp(server, phone_port, "202", "secret202")
+    busy = site_lab.sipp("call_uas_busy", server, port=phone_port, service="202").start()
     bob = portals.login(server, "bob", BOB_PW)
     stream = bob.events()
     mark = stream.mark()
 
     caller = with_pcaps(
-        vm_lab.sipp(
+        site_lab.sipp(
             "vm_deposit_speech",
             server,
             service="201",
@@ -399,16 +379,16 @@ def test_busy_phone_sends_the_caller_to_voicemail(
     )
     similarity = best_correlation(sent[5:-5], got)
     assert similarity > 0.9, f"loudness over time matches the speech sent at {similarity:.2f}"
-    vm_lab.assert_idle(server)
+    site_lab.assert_idle(server)
 
 
 def test_do_not_disturb_sends_calls_to_voicemail(
-    vm_lab: CallLab, portals: Portals, tmp_path: Path
+    site_lab: CallLab, portals: Portals, tmp_path: Path
 ) -> None:
-    server = vm_lab.server(setup=[("user", "set", "bob", "--dnd")])
-    desk = vm_lab.phone()
+    server = site_lab.server(setup=[("user", "set", "bob", "--dnd")])
+    desk = site_lab.phone()
     desk.register("202", "secret202", server.sip_port, answermode="manual")
-    alice = caller_phone(vm_lab, server, tmp_path)
+    alice = caller_phone(site_lab, server, tmp_path)
     bob = portals.login(server, "bob", BOB_PW)
     stream = bob.events()
     mark = stream.mark()
@@ -420,16 +400,16 @@ def test_do_not_disturb_sends_calls_to_voicemail(
     # Do not disturb: bob's phone never rang.
     assert desk.call_events() == [], desk.call_events()
     assert_holds_tone(save_audio(bob, message["id"], tmp_path / "m.wav"), CALLER_TONE, at_least=1.5)
-    vm_lab.assert_idle(server)
+    site_lab.assert_idle(server)
 
 
 def test_logged_out_user_still_gets_messages(
-    vm_lab: CallLab, portals: Portals, tmp_path: Path
+    site_lab: CallLab, portals: Portals, tmp_path: Path
 ) -> None:
-    server = vm_lab.server()
-    desk = vm_lab.phone()
+    server = site_lab.server()
+    desk = site_lab.phone()
     desk.register("202", "secret202", server.sip_port, answermode="manual")
-    alice = caller_phone(vm_lab, server, tmp_path)
+    alice = caller_phone(site_lab, server, tmp_path)
     bob = portals.login(server, "bob", BOB_PW)
     stream = bob.events()
     where = bob.call("DELETE", "/api/me/location")
@@ -443,19 +423,19 @@ def test_logged_out_user_still_gets_messages(
     # His phone is no longer his: it did not ring.
     assert desk.call_events() == [], desk.call_events()
     assert_holds_tone(save_audio(bob, message["id"], tmp_path / "m.wav"), CALLER_TONE, at_least=1.5)
-    vm_lab.assert_idle(server)
+    site_lab.assert_idle(server)
 
 
 # --- RFC 3842: the message-waiting lamp ---------------------------------------------------
 
 
 def test_message_waiting_notify_follows_the_mailbox(
-    vm_lab: CallLab, portals: Portals, tmp_path: Path
+    site_lab: CallLab, portals: Portals, tmp_path: Path
 ) -> None:
-    server = vm_lab.server()
-    alice = caller_phone(vm_lab, server, tmp_path)
+    server = site_lab.server()
+    alice = caller_phone(site_lab, server, tmp_path)
     bob = portals.login(server, "bob", BOB_PW)
-    watcher = vm_lab.sipp(
+    watcher = site_lab.sipp(
         "vm_mwi_watch", server, service="202", auth=("202", "secret202"), keys={"expires": "600"}
     ).start()
     # The first NOTIFY (the mailbox as it is) before anything changes.
@@ -507,7 +487,7 @@ def test_message_waiting_notify_follows_the_mailbox(
     for notify in notifies:
         assert notify.header("event") == "message-summary", notify.text()
         assert notify.header("content-type") == "application/simple-message-summary", notify.text()
-    vm_lab.assert_idle(server)
+    site_lab.assert_idle(server)
 
 
 # --- by phone: PIN and keys, RFC 4733 and SIP INFO ------------------------------------------
@@ -543,10 +523,10 @@ def info_statuses(result: SippResult) -> list[int]:
 
 
 def test_retrieval_by_phone_needs_the_pin_and_deletes_by_key(
-    vm_lab: CallLab, portals: Portals, tmp_path: Path
+    site_lab: CallLab, portals: Portals, tmp_path: Path
 ) -> None:
-    server = vm_lab.server()
-    alice = caller_phone(vm_lab, server, tmp_path)
+    server = site_lab.server()
+    alice = caller_phone(site_lab, server, tmp_path)
     bob = portals.login(server, "bob", BOB_PW)
     stream = bob.events()
     leave_message(alice, server, answered_within=3.0)
@@ -555,7 +535,7 @@ def test_retrieval_by_phone_needs_the_pin_and_deletes_by_key(
 
     # Three wrong PINs (SIP INFO): "Login incorrect. Goodbye.", and teleoffice hangs up.
     mark = stream.mark()
-    wrong = vm_lab.sipp(
+    wrong = site_lab.sipp(
         "vm_wrong_pin", server, service="202", auth=("202", "secret202"), keys={"callee": VOICEMAIL}
     ).start()
     outcome = wrong.wait(40)
@@ -574,7 +554,7 @@ def test_retrieval_by_phone_needs_the_pin_and_deletes_by_key(
     # (delete) and # (goodbye) as SIP INFO.
     mark = stream.mark()
     session = with_pcaps(
-        vm_lab.sipp(
+        site_lab.sipp(
             "vm_retrieve_delete",
             server,
             service="202",
@@ -598,20 +578,20 @@ def test_retrieval_by_phone_needs_the_pin_and_deletes_by_key(
     reply = bob.request("GET", f"/api/me/voicemail/{message['id']}/audio")
     assert reply.status_code == 404, reply.text
     assert [p.name for p in mailbox_dir(server, "bob").iterdir()] == []
-    vm_lab.assert_idle(server)
+    site_lab.assert_idle(server)
 
 
 def test_owner_hears_the_message_on_the_phone(
-    vm_lab: CallLab, portals: Portals, tmp_path: Path
+    site_lab: CallLab, portals: Portals, tmp_path: Path
 ) -> None:
     """Bob's baresip dials the voicemail number and types the PIN and the keys
     (RFC 4733, as the phone sends them); it hears alice's message and saves it."""
-    server = vm_lab.server()
-    alice = caller_phone(vm_lab, server, tmp_path)
+    server = site_lab.server()
+    alice = caller_phone(site_lab, server, tmp_path)
     bob = portals.login(server, "bob", BOB_PW)
     leave_message(alice, server, answered_within=3.0, talk=2.0)
     [message] = wait_messages(bob, 1)
-    desk = vm_lab.phone(record=True)
+    desk = site_lab.phone(record=True)
     desk.register("202", "secret202", server.sip_port)
 
     desk.dial(VOICEMAIL, server.sip_port)
@@ -638,17 +618,17 @@ def test_owner_hears_the_message_on_the_phone(
     assert (saved["id"], saved["heard"]) == (message["id"], True), saved
     view = bob.call("GET", "/api/me/voicemail")
     assert (view["new"], view["old"]) == (0, 1), view
-    vm_lab.assert_idle(server)
+    site_lab.assert_idle(server)
 
 
 # --- the API: nobody reads another user's messages; downloads by range ------------------------
 
 
 def test_nobody_reads_another_users_messages_and_downloads_take_ranges(
-    vm_lab: CallLab, portals: Portals, tmp_path: Path
+    site_lab: CallLab, portals: Portals, tmp_path: Path
 ) -> None:
-    server = vm_lab.server()
-    alice_phone = caller_phone(vm_lab, server, tmp_path)
+    server = site_lab.server()
+    alice_phone = caller_phone(site_lab, server, tmp_path)
     bob = portals.login(server, "bob", BOB_PW)
     alice = portals.login(server, "alice", ALICE_PW)
     leave_message(alice_phone, server, answered_within=3.0)
@@ -710,17 +690,17 @@ def test_nobody_reads_another_users_messages_and_downloads_take_ranges(
     bob.call("DELETE", f"/api/me/voicemail/{ident}", expect=204)
     bob.refused("GET", f"/api/me/voicemail/{ident}/audio", status=404)
     assert messages(bob) == []
-    vm_lab.assert_idle(server)
+    site_lab.assert_idle(server)
 
 
 # --- T4, T12: a telecommuter reaches the mailbox through the callback -------------------------
 
 
 def test_telecommuter_reaches_the_mailbox_through_the_callback(
-    site: Site, vm_lab: CallLab, portals: Portals
+    site: Site, site_lab: CallLab, portals: Portals
 ) -> None:
-    home = home_phone(vm_lab, HOME_NUMBER, record=True, sip_port=site.home_port)
-    server = vm_lab.server()
+    home = home_phone(site_lab, HOME_NUMBER, record=True, sip_port=site.home_port)
+    server = site_lab.server()
     alice = portals.login(server, "alice", ALICE_PW)
     stream = alice.events()
     view = alice.start_telecommuter(HOME)
@@ -746,4 +726,4 @@ def test_telecommuter_reaches_the_mailbox_through_the_callback(
     assert sound >= 2.0, describe(heard)
     # Speech, not a tone: no ringback or busy was what it heard.
     assert heard_for(heard, RINGBACK) < 0.5, describe(heard)
-    vm_lab.assert_idle(server)
+    site_lab.assert_idle(server)
