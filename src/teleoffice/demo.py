@@ -65,6 +65,7 @@ def seed(session_factory: Sessions, settings: Settings) -> list[str]:
             is_admin=demo.is_admin,
             # The demo exists to show telecommuter mode, so people may try it at once.
             telecommuter_allowed=not demo.is_admin,
+            voicemail_enabled=not demo.is_admin,
         )
         if demo.login_code:
             codes.set_login_code(demo.username, demo.login_code)
@@ -87,6 +88,10 @@ def seed(session_factory: Sessions, settings: Settings) -> list[str]:
         f"  user {d.extension}  password {d.sip_password}  ({d.username})" for d in DEMO_USERS
     ]
     lines.append("Then dial an extension, e.g. 202 from alice's phone to reach bob.")
+    lines.append(
+        f"Voicemail: unanswered calls reach the user's mailbox; dial {settings.voicemail_number} "
+        "for your own (keys as in Asterisk: 1 play, 6 next, 7 delete, # goodbye)."
+    )
     codes_text = ", ".join(f"{d.username} {d.login_code}" for d in DEMO_USERS if d.login_code)
     lines.append(
         f"Hot desking: dial *11<extension>*<login code> on any phone ({codes_text}); *12 logs out."
