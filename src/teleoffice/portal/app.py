@@ -10,7 +10,7 @@ from fastapi import APIRouter, FastAPI, HTTPException, Request
 from starlette.responses import Response as StarletteResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from teleoffice.portal import admin, auth, events, me, voicemail
+from teleoffice.portal import admin, auth, events, me, presence, voicemail
 from teleoffice.portal.deps import PortalContext, attach_context
 from teleoffice.portal.errors import error_response, install_error_handlers
 
@@ -27,6 +27,10 @@ OPENAPI_TAGS = [
         "name": "voicemail",
         "description": "The current user's mailbox: messages and their audio, PIN, greeting.",
     },
+    {
+        "name": "presence",
+        "description": "Presence and status messages: my own, whom I block, and everyone's.",
+    },
     {"name": "admin", "description": "Users, permissions and restrictions (administrators)."},
 ]
 
@@ -34,7 +38,7 @@ OPENAPI_TAGS = [
 def create_portal_router() -> APIRouter:
     """Every route of the portal API under /api, the WebSocket included."""
     router = APIRouter()
-    for module in (auth, me, voicemail, admin, events):
+    for module in (auth, me, voicemail, presence, admin, events):
         router.include_router(module.router)
     return router
 

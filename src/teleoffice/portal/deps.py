@@ -12,7 +12,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Annotated, Any, Final
+from typing import TYPE_CHECKING, Annotated, Any, Final
 from urllib.parse import urlsplit
 
 from fastapi import Depends
@@ -26,6 +26,10 @@ from teleoffice.store.repos import CallLogRepo, RestrictionRepo, UserRecord, Use
 from teleoffice.store.telecommuter import TelecommuterRepo
 from teleoffice.store.tokens import TokenRepo
 from teleoffice.store.voicemail import VoicemailStore
+
+if TYPE_CHECKING:
+    # portal.presence imports this module for its dependencies.
+    from teleoffice.portal.presence import PresenceService
 
 SESSION_COOKIE: Final = "teleoffice_session"
 # The browser sends the cookie only to the API (and its WebSocket).
@@ -76,6 +80,8 @@ class PortalContext:
     # Called (in a worker thread) after the portal changed a user's mailbox:
     # the composition root sends message-waiting NOTIFYs (RFC 3842).
     voicemail_changed: Callable[[str], None] = _nothing_for
+    # None: this server keeps no presence, and the presence routes answer 503.
+    presence: PresenceService | None = None
 
     def now(self) -> datetime:
         return datetime.fromtimestamp(self.clock(), UTC)

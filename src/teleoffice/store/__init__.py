@@ -14,6 +14,7 @@ from teleoffice.store.db import (
     upgrade,
 )
 from teleoffice.store.locations import LocationKind, LocationRepo, StoredLocation
+from teleoffice.store.presence import PresenceRepo, StoredPresence
 from teleoffice.store.repos import (
     KEEP,
     AccountRecord,
@@ -73,6 +74,7 @@ __all__ = [
     "PendingGreeting",
     "PendingMessage",
     "PendingRecording",
+    "PresenceRepo",
     "RegistrationRepo",
     "RestrictionRecord",
     "RestrictionRepo",
@@ -81,6 +83,7 @@ __all__ = [
     "StoreError",
     "StoredBinding",
     "StoredLocation",
+    "StoredPresence",
     "TelecommuterRecord",
     "TelecommuterRepo",
     "TokenRepo",

@@ -421,3 +421,48 @@ class VoicemailMessage(Base):
     duration: Mapped[float] = mapped_column(Float)  # seconds
     heard: Mapped[bool] = mapped_column(default=False, server_default=false())
     file: Mapped[str] = mapped_column(Text, unique=True)
+
+
+# ---- presence (migration 0007) -----------------------------------------------------
+
+PRESENCE_STATE_LENGTH = 16
+# Characters, in any script: PostgreSQL's VARCHAR counts characters, not bytes.
+PRESENCE_NOTE_LENGTH = 200
+
+
+class UserPresence(Base):
+    """The presence state and note a user chose (rule T9); no row means they
+    never chose one ("available" while a client of theirs is connected).
+
+    Only the choice is kept: what phones publish expires within the hour and
+    calls end, so they are rebuilt after a restart rather than stored. A
+    table of its own for the reason given at `UserRestriction`.
+    """
+
+    __tablename__ = "user_presence"
+
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    state: Mapped[str] = mapped_column(String(PRESENCE_STATE_LENGTH))
+    note: Mapped[str | None] = mapped_column(String(PRESENCE_NOTE_LENGTH))
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+
+
+class PresenceBlock(Base):
+    """A user (`user_id`) does not let another (`watcher_user_id`) see their
+    presence: SIP subscriptions are refused and the portal shows them offline.
+
+    Both go with their users (CASCADE). The index on the watcher serves the
+    portal's "who blocks me" lookup and the cascade when a watcher is deleted.
+    """
+
+    __tablename__ = "presence_blocks"
+    __table_args__ = (UniqueConstraint("user_id", "watcher_user_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    watcher_user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
