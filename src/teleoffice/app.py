@@ -21,6 +21,8 @@ import uvicorn
 from sqlalchemy.orm import Session, sessionmaker
 
 from teleoffice.calls.engine import CallEngine, CallRecord, Party, PhoneTarget
+from teleoffice.calls.locations import LocationKind
+from teleoffice.calls.presence import PresenceState
 from teleoffice.calls.registrar import (
     Binding,
     CommandKind,
@@ -41,6 +43,7 @@ from teleoffice.server.directory import Directory, Repos
 from teleoffice.server.guard import AuthGuard, GuardLimits
 from teleoffice.server.metrics import build_registry
 from teleoffice.server.overload import LoadMonitor, OverloadLimits
+from teleoffice.server.presence_service import PresenceService
 from teleoffice.server.runner import SipRunner
 from teleoffice.server.sip_service import SipService
 from teleoffice.server.telephony import Telephony, TelephonyRepos
@@ -52,6 +55,7 @@ from teleoffice.sip.transaction import Address, TransactionLayer
 from teleoffice.store import repos as store
 from teleoffice.store.db import make_engine, session_factory, upgrade
 from teleoffice.store.locations import LocationRepo
+from teleoffice.store.presence import PresenceRepo
 from teleoffice.store.repos import (
     AccountRepo,
     CallLogRepo,
@@ -255,9 +259,19 @@ class Application:
             poke=lambda: self.sip.poke(),  # noqa: PLW0108 - self.sip comes later
             portal_timeout=settings.telecommuter_portal_timeout,
             account_changed=self._account_changed,
+            calls_changed=lambda user, calls: self.presence.calls_changed(user, calls),  # noqa: PLW0108 - late
         )
         self.telephony.load()
         self.hub = EventHub()
+        self.presence = PresenceService(
+            repo=PresenceRepo(self.sessions),
+            users=UserRepo(self.sessions, realm=settings.realm),
+            directory=self.directory,
+            publish=self.hub.publish,
+            clock=clock,
+        )
+        self.presence.load()
+        self._online: dict[str, int] = {}
         self.voicemail_store = VoicemailStore(self.sessions, settings.voicemail_folder)
         # A crash may have left half a message or a file without its row.
         self.voicemail_store.recover()
@@ -343,9 +357,32 @@ class Application:
             directory_changed=self.directory.reload,
             voicemail=self.voicemail_store,
             voicemail_changed=self.voicemail.changed_from_thread,
+            presence=self.presence,
         )
         self.http = create_http_app(registry=self.metrics, status=self.status, portal=self.portal)
         self.http.include_router(create_telephony_router(self.telephony))
+
+    async def _presence_housekeeping(self, online: set[str]) -> None:
+        """Every few seconds: publications that expired, who can be reached (a
+        portal open, a registered phone, a telecommuter line), and do not
+        disturb switched in the settings or the CLI (the chosen state follows)."""
+        presence = self.presence
+        presence.tick()
+        now = time.time()
+        for name in self.directory.usernames():
+            location = self.telephony.location_of(name)
+            reachable = location.kind is LocationKind.TELECOMMUTER or (
+                location.account is not None and bool(self.registrar.lookup(location.account, now))
+            )
+            sources = (name in online) + int(reachable)
+            if self._online.get(name, 0) != sources:
+                self._online[name] = sources
+                presence.online_changed(name, sources)
+            user = self.directory.user(name)
+            chosen = presence.book.chosen(name)
+            chosen_dnd = chosen is not None and chosen.state is PresenceState.DND
+            if user is not None and user.dnd != chosen_dnd:
+                await presence.routing_dnd_changed(name, user.dnd)
 
     def _has_mailbox(self, username: str) -> bool:
         user = self.directory.user(username)
@@ -382,7 +419,9 @@ class Application:
             except Exception:
                 log.exception("could not reload the directory")
                 continue
-            await self.telephony.housekeeping(self.hub.online_users())
+            online = self.hub.online_users()
+            await self.telephony.housekeeping(online)
+            await self._presence_housekeeping(online)
             now = time.time()
             if now - loaded_at > VOICEMAIL_CACHE_SECONDS:
                 # Mailbox settings changed with the CLI (unsolicited message waiting).

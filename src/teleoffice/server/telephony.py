@@ -85,7 +85,12 @@ class Telephony:
         poke: Callable[[], None] | None = None,
         portal_timeout: float = 0.0,
         account_changed: Callable[[str], None] | None = None,
+        calls_changed: Callable[[str, int], None] | None = None,
     ) -> None:
+        # Told how many calls a user is on whenever that changes (presence shows
+        # them busy while on the phone, T9).
+        self.calls_changed = calls_changed or (lambda username, calls: None)
+        self._call_counts: dict[str, int] = {}
         # Told of every phone whose user changed (its message-waiting lamp
         # must now show the new user's mailbox).
         self.account_changed = account_changed or (lambda account: None)
@@ -358,6 +363,20 @@ class Telephony:
         self.b2bua.execute(result, self.clock())
         self.poke()
 
+    def _busy_count(self, username: str) -> int:
+        """Calls that make the user busy: connected ones, and their own calls
+        still being placed (they are dialling)."""
+
+        def busy(record: CallRecord) -> bool:
+            if record.state is CallState.CONNECTED:
+                return username in (record.caller_user, record.callee_user)
+            return record.caller_user == username and record.state in (
+                CallState.CALLING,
+                CallState.RINGING,
+            )
+
+        return sum(1 for record in self._live.values() if busy(record))
+
     def _own_call(self, username: str, call_id: str) -> CallRecord:
         record = self._live.get(call_id)
         if record is None or username not in (record.caller_user, record.callee_user):
@@ -373,6 +392,16 @@ class Telephony:
         else:
             self._live[record.call_id] = record
         users = [u for u in {record.caller_user, record.callee_user} if u]
+        touched = set(users)
+        if previous is not None:
+            touched |= {u for u in (previous.caller_user, previous.callee_user) if u}
+        for user in touched:
+            count = self._busy_count(user)
+            if count != self._call_counts.get(user, 0):
+                self._call_counts[user] = count
+                if count == 0:
+                    del self._call_counts[user]
+                self.calls_changed(user, count)
         if previous is not None:
             # A user the call left (they transferred it) sees it go.
             for gone in {previous.caller_user, previous.callee_user} - {None, *users}:
