@@ -15,8 +15,11 @@ Per message:
 Before any of this, a request from an address the `AuthGuard` has blocked for
 password guessing is dropped without an answer: see `receive`.
 
-SUBSCRIBE is for message waiting indication only (`server.mwi`): authenticated
-like REGISTER, then the subscription and its NOTIFYs are `self.mwi`'s.
+SUBSCRIBE serves message waiting (`server.mwi`) and, when the composition root
+wires presence in (`presence=PresenceProviders(...)`), the presence and dialog
+packages and PUBLISH (`server.presence_sip`).  Each is authenticated like
+REGISTER; then the subscription or publication is `self.mwi`'s or
+`self.presence`'s.  Allow-Events and Allow list only what is wired in.
 """
 
 from __future__ import annotations
@@ -30,8 +33,18 @@ from teleoffice.calls.engine import Caller, Party
 from teleoffice.calls.registrar import Registrar, StoreCommand
 from teleoffice.server.b2bua import B2bua
 from teleoffice.server.guard import AuthGuard
-from teleoffice.server.mwi import ALLOW_EVENTS, Mailbox, MessageWaiting, MwiLimits
+from teleoffice.server.mwi import EVENT_PACKAGE as MWI_PACKAGE
+from teleoffice.server.mwi import Mailbox, MessageWaiting, MwiLimits
 from teleoffice.server.overload import LoadMonitor
+from teleoffice.server.presence_sip import PACKAGES as PRESENCE_PACKAGES
+from teleoffice.server.presence_sip import (
+    PIDF_TYPE,
+    PresenceAgent,
+    PresenceProviders,
+    Watcher,
+)
+from teleoffice.server.presence_sip import Directory as PresenceDirectory
+from teleoffice.server.subscriptions import event_of
 from teleoffice.server.trunk_registration import TrunkRegistrations
 from teleoffice.sip.builders import make_response, new_tag
 from teleoffice.sip.digest import Algorithm, AuthOutcome, DigestServer
@@ -113,6 +126,7 @@ class SipService:
         counts: Callable[[str], tuple[int, int]] | None = None,
         unsolicited: Callable[[str], bool] | None = None,
         mwi_limits: MwiLimits | None = None,
+        presence: PresenceProviders | None = None,
     ) -> None:
         self.guard = guard if guard is not None else AuthGuard()
         self.overload = (
@@ -129,7 +143,6 @@ class SipService:
         self.b2bua = b2bua
         self.transactions = transactions
         self.server_name = server_name
-        self.policy = UasPolicy(allowed_methods=ALLOWED_METHODS)
         self.counters = SipCounters()
         self._commands: list[StoreCommand] = []
         self._guard_pruned_at = float("-inf")
@@ -146,6 +159,37 @@ class SipService:
             counts=counts,
             unsolicited=unsolicited,
             limits=mwi_limits,
+        )
+        # Presence (RFC 3856, 3903, 4235), when wired in.
+        self.presence: PresenceAgent | None = None
+        packages = [MWI_PACKAGE]
+        methods = set(ALLOWED_METHODS)
+        if presence is not None:
+            self.presence = PresenceAgent(
+                transactions=transactions,
+                respond=self._respond,
+                local=lambda: b2bua.local,
+                domain=b2bua.domain,
+                model=presence.model,
+                dialogs_of=presence.dialogs_of,
+                directory=PresenceDirectory(
+                    who_is=self._watcher,
+                    user_of_extension=presence.user_of_extension or self._extension_owner,
+                    may_watch=presence.may_watch,
+                ),
+                on_change=presence.on_change,
+                limits=presence.limits,
+            )
+            packages.extend(PRESENCE_PACKAGES)
+            methods.add("PUBLISH")
+        # What a 489 and OPTIONS list (RFC 6665 section 8.2.2).
+        self.allow_events = ", ".join(packages)
+        for notifier in (self.mwi, *(self.presence.notifiers if self.presence else ())):
+            notifier.allow_events = self.allow_events
+        self.policy = UasPolicy(allowed_methods=frozenset(methods))
+        # A PUBLISH carries PIDF, not SDP (RFC 3903); its body is checked with this.
+        self.publish_policy = UasPolicy(
+            allowed_methods=self.policy.allowed_methods, accepted_bodies=(PIDF_TYPE,)
         )
 
     # ---- inputs -------------------------------------------------------------
@@ -184,6 +228,8 @@ class SipService:
         self._dispatch(self.transactions.handle_timers(now), now)
         self.b2bua.handle_timers(now)
         self.mwi.handle_timers(now)
+        if self.presence is not None:
+            self.presence.handle_timers(now)
         if self.trunk_registrations is not None:
             self.trunk_registrations.handle_timers(now)
         expiry = self.registrar.next_expiry()
@@ -204,6 +250,7 @@ class SipService:
             self.registrar.next_expiry(),
             self.b2bua.next_timer(),
             self.mwi.next_timer(),
+            self.presence.next_timer() if self.presence else None,
             self.trunk_registrations.next_timer() if self.trunk_registrations else None,
         )
         deadlines = [t for t in candidates if t is not None]
@@ -212,6 +259,8 @@ class SipService:
     def shutdown(self, now: float) -> None:
         """Leave cleanly: end the subscriptions, un-register from providers."""
         self.mwi.shutdown(now)
+        if self.presence is not None:
+            self.presence.shutdown(now)
         if self.trunk_registrations is not None:
             self.trunk_registrations.stop_all(now)
 
@@ -236,6 +285,7 @@ class SipService:
         b2bua = self.b2bua
         trunks = self.trunk_registrations
         mwi = self.mwi
+        presence = self.presence
         for event in events:
             if isinstance(event, RequestReceived):
                 try:
@@ -250,6 +300,8 @@ class SipService:
                     trunks.response(event.key, event.response, now)
                 elif mwi.owns(event.key):
                     mwi.response(event.key, event.response, now)
+                elif presence is not None and presence.owns(event.key):
+                    presence.response(event.key, event.response, now)
                 else:
                     b2bua.response(event.key, event.response, now)
             elif isinstance(event, TransactionTimeout):
@@ -259,6 +311,8 @@ class SipService:
                     trunks.timeout(event.key, now)
                 elif mwi.owns(event.key):
                     mwi.timeout(event.key, now)
+                elif presence is not None and presence.owns(event.key):
+                    presence.timeout(event.key, now)
                 else:
                     b2bua.timeout(event.key, now)
             elif isinstance(event, AckTimeout):
@@ -266,6 +320,8 @@ class SipService:
             elif isinstance(event, TransactionTerminated):
                 b2bua.terminated(event.key)
                 mwi.terminated(event.key)
+                if presence is not None:
+                    presence.terminated(event.key)
                 if trunks is not None:
                     trunks.terminated(event.key)
 
@@ -289,11 +345,12 @@ class SipService:
                 now,
             )
             return
-        error = check_request(request, self.policy)
+        method = request.method
+        policy = self.publish_policy if method == "PUBLISH" else self.policy
+        error = check_request(request, policy)
         if error is not None:
             self._respond(key, error, now)
             return
-        method = request.method
         if method == "OPTIONS":
             self._respond(key, self._options_response(request), now)
         elif method == "REGISTER":
@@ -302,6 +359,8 @@ class SipService:
             self.b2bua.cancel(key, request, event.cancels, now)
         elif method == "SUBSCRIBE":
             self._subscribe(key, request, source, now)
+        elif method == "PUBLISH":
+            self._publish(key, request, source, now)
         elif request.to.tag is not None:
             if not self.b2bua.in_dialog(key, request, now):
                 self._respond(key, make_response(request, 481), now)
@@ -322,7 +381,7 @@ class SipService:
                 ("Accept-Encoding", "identity"),
                 ("Accept-Language", "en"),
                 ("Supported", ", ".join(self.policy.supported)),
-                ("Allow-Events", ALLOW_EVENTS),
+                ("Allow-Events", self.allow_events),
             ],
         )
 
@@ -357,17 +416,30 @@ class SipService:
         self._respond(key, outcome.response, now)
 
     def _subscribe(self, key: TxKey, request: Request, source: Address, now: float) -> None:
+        presence = self.presence
         if request.to.tag is not None:
             # A refresh or unsubscribe; a SUBSCRIBE inside a call's dialog gets
             # the B2BUA's 405, one inside no dialog at all 481.
-            if not self.mwi.in_dialog(key, request, source, now) and not self.b2bua.in_dialog(
-                key, request, now
+            if not (
+                self.mwi.in_dialog(key, request, source, now)
+                or (presence is not None and presence.in_dialog(key, request, source, now))
+                or self.b2bua.in_dialog(key, request, now)
             ):
                 self._respond(key, make_response(request, 481), now)
             return
         # Event package, Accept and Expires first: a phone subscribing to a
         # package we do not serve learns it without a digest round trip.
-        error = self.mwi.check(request)
+        event = event_of(request)
+        handler = self.mwi.subscribe
+        if (
+            presence is not None
+            and event is not None
+            and presence.notifier_for(event.package) is not None
+        ):
+            error = presence.check(request)
+            handler = presence.subscribe
+        else:
+            error = self.mwi.check(request)
         if error is not None:
             self._respond(key, error, now)
             return
@@ -377,7 +449,34 @@ class SipService:
         if self.account_identity(account) is None:
             self._respond(key, make_response(request, 403, "Account Has No User"), now)
             return
-        self.mwi.subscribe(key, request, source, account, now)
+        handler(key, request, source, account, now)
+
+    def _publish(self, key: TxKey, request: Request, source: Address, now: float) -> None:
+        presence = self.presence
+        assert presence is not None  # PUBLISH is only allowed with presence wired in
+        # Event, body type, Expires and SIP-If-Match first, then digest (RFC
+        # 3903 section 6 lets the ESC authenticate at any point before step 3).
+        error = presence.check_publish(request)
+        if error is not None:
+            self._respond(key, error, now)
+            return
+        account = self._authenticate(key, request, source, now)
+        if account is None:
+            return
+        presence.publish(key, request, account, now)
+
+    def _watcher(self, account: str) -> Watcher | None:
+        """The user a phone account is (presence watcher and publisher)."""
+        identity = self.account_identity(account)
+        if identity is None:
+            return None
+        party, username = identity
+        return None if username is None else Watcher(username, party.number)
+
+    def _extension_owner(self, number: str) -> str | None:
+        """The user whose extension `number` is (not a DID: presence is per extension)."""
+        user = self.b2bua.engine.directory.user_by_number(number)
+        return user.username if user is not None and user.extension == number else None
 
     def _identity_mailbox(self, account: str) -> Mailbox | None:
         """The mailbox of the user a phone calls as (the one logged in on it)."""
