@@ -44,6 +44,7 @@ from teleoffice.server.guard import AuthGuard, GuardLimits
 from teleoffice.server.metrics import build_registry
 from teleoffice.server.overload import LoadMonitor, OverloadLimits
 from teleoffice.server.presence_service import PresenceService
+from teleoffice.server.presence_sip import PresenceProviders
 from teleoffice.server.runner import SipRunner
 from teleoffice.server.sip_service import SipService
 from teleoffice.server.telephony import Telephony, TelephonyRepos
@@ -260,6 +261,8 @@ class Application:
             portal_timeout=settings.telecommuter_portal_timeout,
             account_changed=self._account_changed,
             calls_changed=lambda user, calls: self.presence.calls_changed(user, calls),  # noqa: PLW0108 - late
+            dialogs_changed=self._dialogs_changed,
+            domain=settings.domain,
         )
         self.telephony.load()
         self.hub = EventHub()
@@ -304,6 +307,12 @@ class Application:
             trunk_registrations=self.trunk_registrations,
             counts=self.voicemail.counts,
             unsolicited=self._unsolicited_mwi,
+            presence=PresenceProviders(
+                model=self.presence.book,
+                dialogs_of=self.telephony.dialogs_of,
+                may_watch=lambda target, watcher: not self.presence.is_blocked(target, watcher),
+                on_change=self.presence.publication,
+            ),
             guard=AuthGuard(
                 GuardLimits(
                     source_limit=settings.auth_fail_limit,
@@ -341,6 +350,7 @@ class Application:
             on_feature=self.telephony.run_feature,
             on_local=self.voicemail.start,
         )
+        self.presence.notify = self._presence_changed
         self.metrics = build_registry(self.sip)
         self.telephony.publish = self.hub.publish
         users = UserRepo(self.sessions, realm=settings.realm)
@@ -393,8 +403,23 @@ class Application:
         self.sip.poke()
 
     def _account_changed(self, account: str) -> None:
-        self.service.mwi.account_changed(account, time.time())
+        now = time.time()
+        self.service.mwi.account_changed(account, now)
+        if self.service.presence is not None:
+            self.service.presence.account_changed(account, now)
         self.sip.poke()
+
+    def _dialogs_changed(self, username: str) -> None:
+        if self.service.presence is not None:
+            self.service.presence.dialogs_changed(username, time.time())
+            # (Sent with the SIP output of the call change that caused it.)
+
+    def _presence_changed(self, username: str) -> None:
+        if self.service.presence is not None:
+            now = time.time()
+            self.service.presence.changed(username, now)
+            self.service.presence.watchers_changed(username, now)
+            self.sip.poke()
 
     def _unsolicited_mwi(self, account: str) -> bool:
         occupant = self.telephony.occupant(account)

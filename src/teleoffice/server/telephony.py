@@ -34,6 +34,7 @@ from teleoffice.calls.restrictions import Barred, PatternError, parse_pattern
 from teleoffice.calls.routing import ToTrunk, normalize, route
 from teleoffice.server.b2bua import B2bua
 from teleoffice.server.directory import Directory
+from teleoffice.sip.dialog_info import DialogEntry, DialogState
 from teleoffice.store.locations import LocationKind as StoredKind
 from teleoffice.store.locations import LocationRepo, StoredLocation
 from teleoffice.store.telecommuter import TelecommuterRepo
@@ -63,6 +64,16 @@ class TelephonyRepos:
     telecommuter: TelecommuterRepo
 
 
+# What a dialog-event watcher sees of a call (RFC 4235 section 3.7.1): ringing
+# is "early" (a provisional response), a call being placed "trying".
+_DIALOG_STATES: dict[CallState, DialogState] = {
+    CallState.CALLING: "trying",
+    CallState.RINGING: "early",
+    CallState.WAITING: "early",
+    CallState.CONNECTED: "confirmed",
+    CallState.ENDED: "terminated",
+}
+
 _EVENT_OF_STATE = {
     CallState.CALLING: "call.calling",
     CallState.RINGING: "call.ringing",
@@ -86,7 +97,14 @@ class Telephony:
         portal_timeout: float = 0.0,
         account_changed: Callable[[str], None] | None = None,
         calls_changed: Callable[[str, int], None] | None = None,
+        dialogs_changed: Callable[[str], None] | None = None,
+        domain: str = "teleoffice",
     ) -> None:
+        # Busy-lamp watchers of a user's calls (RFC 4235) are told of each change.
+        self.dialogs_changed = dialogs_changed or (lambda username: None)
+        self.domain = domain
+        # Calls that just ended, shown once as "terminated" to dialog watchers.
+        self._just_ended: dict[str, list[CallRecord]] = {}
         # Told how many calls a user is on whenever that changes (presence shows
         # them busy while on the phone, T9).
         self.calls_changed = calls_changed or (lambda username, calls: None)
@@ -363,6 +381,26 @@ class Telephony:
         self.b2bua.execute(result, self.clock())
         self.poke()
 
+    def dialogs_of(self, username: str) -> list[DialogEntry]:
+        """The user's calls as RFC 4235 dialogs, for busy-lamp fields."""
+        records = [*self.calls_of(username), *self._just_ended.get(username, [])]
+        return [self._dialog_entry(record, username) for record in records]
+
+    def _dialog_entry(self, record: CallRecord, username: str) -> DialogEntry:
+        outgoing = record.caller_user == username
+        me, other = (record.caller, record.callee) if outgoing else (record.callee, record.caller)
+        state: DialogState = _DIALOG_STATES[record.state]
+        return DialogEntry(
+            id=record.call_id,
+            call_id=record.call_id,
+            direction="initiator" if outgoing else "recipient",
+            state=state,
+            local=f"sip:{me.number}@{self.domain}",
+            local_display=me.name,
+            remote=f"sip:{other.number}@{self.domain}",
+            remote_display=other.name,
+        )
+
     def _busy_count(self, username: str) -> int:
         """Calls that make the user busy: connected ones, and their own calls
         still being placed (they are dialling)."""
@@ -395,6 +433,12 @@ class Telephony:
         touched = set(users)
         if previous is not None:
             touched |= {u for u in (previous.caller_user, previous.callee_user) if u}
+        if record.state is CallState.ENDED:
+            for user in touched:
+                self._just_ended.setdefault(user, []).append(record)
+        for user in touched:
+            self.dialogs_changed(user)
+            self._just_ended.pop(user, None)
         for user in touched:
             count = self._busy_count(user)
             if count != self._call_counts.get(user, 0):
