@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages teleoffice needs, only the missing ones.
 #   scripts/system-deps.sh run    what `make run` needs (Python with venv, voicemail prompts)
-#   scripts/system-deps.sh test   also the real SIP peers the test suite drives
+#   scripts/system-deps.sh test   also the real SIP peers the test suite drives, and PostgreSQL
 # Runs apt-get only when something is missing, so repeated calls are instant.
 set -euo pipefail
 
@@ -12,8 +12,10 @@ set -euo pipefail
 # teleoffice still works, with tones only.
 want=(python3 python3-venv asterisk-core-sounds-en-wav asterisk-core-sounds-en espeak-ng)
 if [ "${1:-run}" = "test" ]; then
-    # sip-tester = sipp; baresip-core = a real softphone for end-to-end tests.
-    want+=(sip-tester baresip-core)
+    # sip-tester = sipp; baresip-core = a real softphone for end-to-end tests;
+    # postgresql = the server whose initdb and postgres (/usr/lib/postgresql/N/bin)
+    # start a throwaway cluster for the database tests (tests/pg.py).
+    want+=(sip-tester baresip-core postgresql)
 fi
 
 missing=()

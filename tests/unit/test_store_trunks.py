@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from alembic import command
 from argon2 import PasswordHasher
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, inspect, text
 
 from teleoffice.sip.digest import Algorithm, build_authorization_from_ha1, parse_auth_params
 from teleoffice.store import (
@@ -86,7 +86,7 @@ def test_upgrade_from_0001_keeps_existing_data(url: str) -> None:
                 text(
                     "INSERT INTO users (id, username, display_name, extension, is_admin, "
                     "telecommuter_allowed, call_waiting, voicemail_enabled, no_answer_timeout, "
-                    "created_at) VALUES (7, 'alice', 'Alice', '201', 0, 1, 1, 0, 20, "
+                    "created_at) VALUES (7, 'alice', 'Alice', '201', false, true, true, false, 20, "
                     "'2025-01-01 00:00:00')"
                 )
             )
@@ -131,7 +131,7 @@ def test_upgrade_from_0001_keeps_existing_data(url: str) -> None:
         # And back: 0002 drops only what it created.
         command.downgrade(alembic_config(engine), "0001")
         with engine.connect() as connection:
-            names = {r[0] for r in connection.execute(text("SELECT name FROM sqlite_master"))}
+            names = set(inspect(connection).get_table_names())
         assert not names & {"trunks", "dids", "call_log"}
         assert {t: rows(engine, t) for t in before} == before
     finally:
