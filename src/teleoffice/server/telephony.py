@@ -126,9 +126,7 @@ class Telephony:
         # and timers; a call placed from the portal is neither).
         self.poke = poke or (lambda: None)
         self.book = LocationBook(
-            {},
-            base_account=directory.base_account,
-            owner=directory.account_owner,
+            {}, base_account=directory.base_account, owner=directory.account_owner
         )
         self._live: dict[str, CallRecord] = {}
         self._lock = asyncio.Lock()
@@ -136,11 +134,7 @@ class Telephony:
     def load(self) -> None:
         """Read the stored locations (at start-up: telecommuter mode survives a restart)."""
         stored = self.repos.locations.load_all()
-        self.book = LocationBook(
-            {user: _from_stored(loc) for user, loc in stored.items()},
-            base_account=self.directory.base_account,
-            owner=self.directory.account_owner,
-        )
+        self.load_book({user: _from_stored(loc) for user, loc in stored.items()})
 
     # ---- questions ------------------------------------------------------------------
 
