@@ -219,7 +219,7 @@ class Application:
             nonce_ttl=settings.nonce_ttl,
             algorithms=[Algorithm(name) for name in settings.digest_algorithms],
         )
-        self.transactions = TransactionLayer()
+        self.transactions = TransactionLayer(linger=settings.sip_transaction_linger)
         registrar = self.registrar
 
         def contacts(extension: str, at: float) -> list[PhoneTarget]:

@@ -156,6 +156,15 @@ class Settings(BaseSettings):
         le=16 * 1024 * 1024,
         description="Largest SIP message accepted, in bytes (headers and body).",
     )
+    sip_transaction_linger: float | None = Field(
+        default=None,
+        gt=0,
+        description=(
+            "Caps how long a finished UDP transaction waits to absorb retransmissions "
+            "(RFC 3261 timers D, I, J, K and RFC 6026's M; up to 32 s by default). "
+            "Only for loss-free networks such as test labs; leave unset in production."
+        ),
+    )
     tcp_idle_timeout: float = Field(
         default=600.0,
         gt=0,

@@ -8,7 +8,8 @@ the background, and a per-test PBX whose leaks are checked.
 - `SippProcess`: sipp running a scenario while the test does something else (a
   provider or a phone that waits for the PBX to call it).
 - `CallLab`: one test's processes; `Drainer`: servers whose transactions are
-  left to run out after their test (RFC 3261 timers keep them up to 32 s), so a
+  left to run out after their test (seconds in the lab; up to 32 s when a peer
+  went quiet), so a
   module pays that wait once instead of once per test.
 """
 
@@ -528,8 +529,10 @@ def tracebacks(server: Server) -> list[str]:
     return ["\n".join(lines[max(0, i - 2) : i + 25]) for i, ln in enumerate(lines) if marker in ln]
 
 
-# Transactions outlive their last message: timer J or L keeps a UDP transaction
-# 64*T1 = 32 s (RFC 3261 section 17, RFC 6026); this leaves room for scheduling.
+# Transactions outlive their last message. Test servers cap the timers that only
+# absorb retransmissions (harness.LAB_TRANSACTION_LINGER), but a transaction whose
+# peer went quiet still runs 64*T1 = 32 s (timers B, F, H, L of RFC 3261 section 17
+# and RFC 6026); this leaves room for that and for scheduling.
 DRAIN_SECONDS = 45.0
 
 

@@ -3,7 +3,8 @@ whose answers a test must control (busy, ringing forever, hold by re-INVITE).
 
 Every test starts its own server, checks afterwards that no call, leg, dialog or
 media port is left, and leaves the server to the module's `drainer`, which checks
-that its transactions run out too (that takes up to 32 s, paid once per module).
+that its transactions run out too (seconds with the lab's linger cap; up to 32 s
+when a peer went quiet; paid once per module).
 """
 
 from __future__ import annotations

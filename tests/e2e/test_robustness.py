@@ -1,8 +1,9 @@
 """Hostile input: a flood of malformed datagrams, TCP garbage, cut-up TCP streams.
 
 One server serves the whole module, so the wait for its UDP transactions to end
-(RFC 3261 timer J: 64*T1 = 32 s after the last non-INVITE request over UDP) runs
-once, at the end, after the TCP tests (which leave no lingering transactions).
+(RFC 3261 timer J after the last non-INVITE request over UDP, capped in the lab by
+harness.LAB_TRANSACTION_LINGER) runs once, at the end, after the TCP tests (which
+leave no lingering transactions).
 
 Every input is generated from a fixed seed, so a failure replays exactly. UDP
 datagrams cannot exceed 65,507 octets on IPv4, so "oversize" over UDP means the

@@ -200,9 +200,9 @@ def addr(user: str, host: str, tag: str | None = None) -> NameAddr:
 class Harness:
     """One transaction of `kind`, driven input by input through the public API."""
 
-    def __init__(self, kind: Kind, transport: str = "UDP") -> None:
+    def __init__(self, kind: Kind, transport: str = "UDP", linger: float | None = None) -> None:
         self.kind = kind
-        self.layer = TransactionLayer()
+        self.layer = TransactionLayer(linger=linger)
         self.now = 0.0
         self.peer = Address(transport, PEER.host, PEER.port)
         self.transport = transport
@@ -277,8 +277,10 @@ class Harness:
         return self.layer.handle_timers(deadline)
 
 
-def harness_in(kind: Kind, state: TxState, transport: str = "UDP") -> Harness:
-    h = Harness(kind, transport)
+def harness_in(
+    kind: Kind, state: TxState, transport: str = "UDP", linger: float | None = None
+) -> Harness:
+    h = Harness(kind, transport, linger)
     for inp in PATHS[kind][state]:
         h.apply(inp)
     assert h.state is state
@@ -389,6 +391,44 @@ def test_configured_t1_scales_timeouts() -> None:
     assert timers == {T.E: pytest.approx(10.1), T.F: pytest.approx(16.4)}
     with pytest.raises(LocalProtocolError):
         TransactionLayer(t1=2.0, t2=1.0)
+
+
+# Per kind: the state reached by a final response and the timer that only absorbs
+# retransmissions there, with its RFC value (T1 = 0.5, T4 = 5).
+LINGERING = [
+    (Kind.INVITE_CLIENT, S.COMPLETED, T.D, 32.0),
+    (Kind.INVITE_CLIENT, S.ACCEPTED, T.M, 32.0),
+    (Kind.NON_INVITE_CLIENT, S.COMPLETED, T.K, 5.0),
+    (Kind.NON_INVITE_SERVER, S.COMPLETED, T.J, 32.0),
+    (Kind.INVITE_SERVER, S.CONFIRMED, T.I, 5.0),
+]
+
+
+@pytest.mark.parametrize(("kind", "state", "timer", "rfc"), LINGERING)
+def test_linger_caps_only_the_timers_that_absorb_retransmissions(
+    kind: Kind, state: TxState, timer: Timer, rfc: float
+) -> None:
+    plain = harness_in(kind, state)
+    assert plain.layer.timers(plain.key)[timer] - plain.now == pytest.approx(rfc)
+    capped = harness_in(kind, state, linger=2.0)
+    assert capped.layer.timers(capped.key)[timer] - capped.now == pytest.approx(2.0)
+    capped.apply(timer)
+    assert capped.state is S.TERMINATED
+
+
+def test_linger_leaves_the_timers_that_decide_outcomes() -> None:
+    # B, F (no answer), H (no ACK for a non-2xx) and L (no ACK for a 2xx) still
+    # run 64*T1: cutting them would end calls, not just bookkeeping.
+    for kind, state, timer in [
+        (Kind.INVITE_CLIENT, S.CALLING, T.B),
+        (Kind.NON_INVITE_CLIENT, S.TRYING, T.F),
+        (Kind.INVITE_SERVER, S.COMPLETED, T.H),
+        (Kind.INVITE_SERVER, S.ACCEPTED, T.L),
+    ]:
+        h = harness_in(kind, state, linger=1.0)
+        assert h.layer.timers(h.key)[timer] - h.now == pytest.approx(32.0), timer
+    with pytest.raises(LocalProtocolError):
+        TransactionLayer(linger=-1.0)
 
 
 def test_retransmissions_reuse_the_same_bytes() -> None:

@@ -457,12 +457,29 @@ class _Inputs:
 class TransactionLayer:
     """All client and server transactions of one SIP element."""
 
-    def __init__(self, t1: float = 0.5, t2: float = 4.0, t4: float = 5.0) -> None:
+    def __init__(
+        self,
+        t1: float = 0.5,
+        t2: float = 4.0,
+        t4: float = 5.0,
+        *,
+        linger: float | None = None,
+    ) -> None:
+        """`linger`, when given, caps the timers that only keep a finished
+        transaction around to absorb retransmissions over UDP (D, I, J, K and
+        RFC 6026's M).  RFC 3261 sizes them for the worst network (64*T1 = 32 s);
+        on a loss-free network such as a loopback test lab nothing is retransmitted
+        that late, and the cap lets the transaction count fall to zero in seconds.
+        Timers that end a transaction because the peer went quiet (B, F, H, L)
+        are never capped: they decide outcomes, not just bookkeeping."""
         if not 0 < t1 <= t2:
             raise LocalProtocolError("timers need 0 < T1 <= T2")
+        if linger is not None and linger < 0:
+            raise LocalProtocolError("linger must not be negative")
         self.t1 = t1
         self.t2 = t2
         self.t4 = t4
+        self.linger = linger
         self._txs: dict[TxKey, _Transaction] = {}
         # 2xx ACKs carry a branch of their own; they are matched to the INVITE
         # server transaction by (Call-ID, From tag, To tag, CSeq number).
@@ -760,13 +777,19 @@ class TransactionLayer:
             case Timer.D:
                 # "At least 32 seconds" for UDP: long enough to absorb every
                 # retransmission of the final response (the server's timer H).
-                return 0.0 if reliable else max(32.0, 64 * t1)
+                return 0.0 if reliable else self._lingering(max(32.0, 64 * t1))
             case Timer.I | Timer.K:
-                return 0.0 if reliable else self.t4
+                return 0.0 if reliable else self._lingering(self.t4)
             case Timer.J:
-                return 0.0 if reliable else 64 * t1
-            case Timer.B | Timer.F | Timer.H | Timer.L | Timer.M:
+                return 0.0 if reliable else self._lingering(64 * t1)
+            case Timer.M:
+                # RFC 6026 section 8.4: only absorbs retransmitted 2xx responses.
+                return self._lingering(64 * t1)
+            case Timer.B | Timer.F | Timer.H | Timer.L:
                 return 64 * t1
+
+    def _lingering(self, interval: float) -> float:
+        return interval if self.linger is None else min(interval, self.linger)
 
     def _live(self, tx: _Transaction, timer: Timer, token: int) -> bool:
         armed = tx.timers.get(timer)
