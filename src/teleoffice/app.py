@@ -44,7 +44,7 @@ from teleoffice.server.guard import AuthGuard, GuardLimits
 from teleoffice.server.metrics import build_registry
 from teleoffice.server.overload import LoadMonitor, OverloadLimits
 from teleoffice.server.presence_service import PresenceService
-from teleoffice.server.presence_sip import PresenceProviders
+from teleoffice.server.presence_sip import PresenceProviders, device_key
 from teleoffice.server.runner import SipRunner
 from teleoffice.server.sip_service import SipService
 from teleoffice.server.telephony import Telephony, TelephonyRepos
@@ -312,6 +312,10 @@ class Application:
                 dialogs_of=self.telephony.dialogs_of,
                 may_watch=lambda target, watcher: not self.presence.is_blocked(target, watcher),
                 on_change=self.presence.publication,
+                on_publication=lambda username: self._count_sources(
+                    username, self.hub.online_users(), time.time()
+                ),
+                on_registration=self._registration_changed,
             ),
             guard=AuthGuard(
                 GuardLimits(
@@ -372,6 +376,32 @@ class Application:
         self.http = create_http_app(registry=self.metrics, status=self.status, portal=self.portal)
         self.http.include_router(create_telephony_router(self.telephony))
 
+    def _count_sources(self, name: str, online: set[str], now: float) -> None:
+        """How `name` can be reached besides their publications: a portal open,
+        a registered phone, a telecommuter line (tells the presence book when
+        that changed)."""
+        location = self.telephony.location_of(name)
+        # A registered phone that also PUBLISHes speaks for itself through its
+        # publication (its "closed" must be able to show): only the others
+        # count as a way to reach the user.
+        publishing = {p.device for p in self.presence.book.publications(name)}
+        reachable = location.kind is LocationKind.TELECOMMUTER or (
+            location.account is not None
+            and any(
+                device_key(b.source_host, b.source_port) not in publishing
+                for b in self.registrar.lookup(location.account, now)
+            )
+        )
+        sources = (name in online) + int(reachable)
+        if self._online.get(name, 0) != sources:
+            self._online[name] = sources
+            self.presence.online_changed(name, sources)
+
+    def _registration_changed(self, account: str) -> None:
+        occupant = self.telephony.occupant(account)
+        if occupant is not None:
+            self._count_sources(occupant, self.hub.online_users(), time.time())
+
     async def _presence_housekeeping(self, online: set[str]) -> None:
         """Every few seconds: publications that expired, who can be reached (a
         portal open, a registered phone, a telecommuter line), and do not
@@ -380,14 +410,7 @@ class Application:
         presence.tick()
         now = time.time()
         for name in self.directory.usernames():
-            location = self.telephony.location_of(name)
-            reachable = location.kind is LocationKind.TELECOMMUTER or (
-                location.account is not None and bool(self.registrar.lookup(location.account, now))
-            )
-            sources = (name in online) + int(reachable)
-            if self._online.get(name, 0) != sources:
-                self._online[name] = sources
-                presence.online_changed(name, sources)
+            self._count_sources(name, online, now)
             user = self.directory.user(name)
             chosen = presence.book.chosen(name)
             chosen_dnd = chosen is not None and chosen.state is PresenceState.DND

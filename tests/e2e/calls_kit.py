@@ -153,9 +153,17 @@ class Phone(Baresip):
     """
 
     def __init__(
-        self, workdir: Path, *, audio_source: Path | None = None, record: bool = False
+        self,
+        workdir: Path,
+        *,
+        audio_source: Path | None = None,
+        record: bool = False,
+        presence: bool = False,
     ) -> None:
         super().__init__(workdir)
+        # The `presence` module PUBLISHes the account's state (commands
+        # presence_online / presence_offline; the account needs `pubint`).
+        self.presence = presence
         if audio_source is None:
             workdir.mkdir(parents=True, exist_ok=True)
             audio_source = write_tone(
@@ -195,14 +203,28 @@ class Phone(Baresip):
             modules.append("sndfile.so")
             settings.append(("snd_path", str(self.recordings_dir)))
         settings += [("module", name) for name in modules]
-        settings += [
-            ("module_app", name) for name in ("account.so", "contact.so", "menu.so", "ctrl_tcp.so")
-        ]
+        apps = ["account.so", "contact.so", "menu.so", "ctrl_tcp.so"]
+        if self.presence:
+            apps.append("presence.so")
+        settings += [("module_app", name) for name in apps]
         settings.append(("ctrl_tcp_listen", f"{LOOPBACK}:{self.ctrl_port}"))
         text = "".join(f"{key}\t{value}\n" for key, value in settings)
         (self.config_dir / "config").write_text(text)
-        (self.config_dir / "accounts").write_text("")
+        # Accounts known at start-up: baresip's presence module only publishes
+        # for those (it ignores user agents added later with `uanew`).
+        (self.config_dir / "accounts").write_text("".join(f"{a}\n" for a in self.accounts))
         (self.config_dir / "contacts").write_text("")
+
+    @staticmethod
+    def account_line(
+        user: str, password: str, server_port: int, *, answermode: str = "auto", params: str = ""
+    ) -> str:
+        """An `accounts` line (or `uanew` argument) for `user` at the server."""
+        aor = f"sip:{user}@{LOOPBACK}:{server_port}"
+        return (
+            f"<{aor}>;auth_user={user};auth_pass={password};regint=600;answermode={answermode}"
+            + params
+        )
 
     def register(
         self,
@@ -212,10 +234,13 @@ class Phone(Baresip):
         *,
         answermode: str = "auto",
         timeout: float = 10.0,
+        params: str = "",
     ) -> str:
-        """Create the user agent (`uanew`) and wait for REGISTER_OK; its AOR."""
+        """Create the user agent (`uanew`) and wait for REGISTER_OK; its AOR.
+
+        `params` are more account parameters, such as ";pubint=60"."""
         aor = f"sip:{user}@{LOOPBACK}:{server_port}"
-        line = f"<{aor}>;auth_user={user};auth_pass={password};regint=600;answermode={answermode}"
+        line = self.account_line(user, password, server_port, answermode=answermode, params=params)
         reply = self.command("uanew", line)
         if not reply.get("ok"):
             raise HarnessError(f"baresip refused uanew: {reply}")
@@ -629,10 +654,22 @@ class CallLab:
         server.start()
         return server
 
-    def phone(self, *, audio_source: Path | None = None, record: bool = False) -> Phone:
+    def phone(
+        self,
+        *,
+        audio_source: Path | None = None,
+        record: bool = False,
+        presence: bool = False,
+        accounts: Sequence[str] = (),
+    ) -> Phone:
+        """A started baresip; `accounts` (Phone.account_line) register at start-up."""
         phone = Phone(
-            self.root / f"phone-{len(self.phones)}", audio_source=audio_source, record=record
+            self.root / f"phone-{len(self.phones)}",
+            audio_source=audio_source,
+            record=record,
+            presence=presence,
         )
+        phone.accounts = list(accounts)
         phone.workdir.mkdir(parents=True, exist_ok=True)
         self.phones.append(phone)
         phone.start()

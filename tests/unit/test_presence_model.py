@@ -422,6 +422,18 @@ def test_a_closed_device_is_not_a_choice_to_look_offline() -> None:
     assert b.view("alice") == PresenceView(OFFLINE, None, False, AVAILABLE, T0 + 2)
 
 
+def test_a_publication_keeps_the_latest_address_of_its_device() -> None:
+    b = book()
+    etag, _ = b.publish("alice", None, AVAILABLE, None, 3600, T0, device="192.0.2.7:5062")
+    assert [p.device for p in b.publications("alice")] == ["192.0.2.7:5062"]
+    # A refresh from elsewhere (the phone's NAT binding moved): the newest address.
+    etag, _ = b.refresh("alice", etag, 3600, T0 + 1, device="192.0.2.7:6000")
+    assert [p.device for p in b.publications("alice")] == ["192.0.2.7:6000"]
+    # Not said: what was known stays.
+    b.publish("alice", etag, AWAY, None, 3600, T0 + 2)
+    assert [p.device for p in b.publications("alice")] == ["192.0.2.7:6000"]
+
+
 def test_the_most_present_device_counts() -> None:
     b = book()
     desk, _ = b.publish("alice", None, AVAILABLE, None, 3600, T0)

@@ -17,6 +17,7 @@ from teleoffice.server.presence_sip import (
     PresenceAgent,
     PresenceLimits,
     Watcher,
+    device_key,
 )
 from teleoffice.server.subscriptions import SubscriptionLimits
 from teleoffice.sip.builders import make_response
@@ -162,7 +163,7 @@ class Bench:
         if error is not None:
             self.tx.send_response(got.key, error, now)
         else:
-            self.agent.publish(got.key, got.request, account, now)
+            self.agent.publish(got.key, got.request, account, now, PHONE)
         [answer], notifies = self.out()
         return answer, notifies
 
@@ -331,6 +332,15 @@ def test_refresh_modify_and_remove_follow_the_entity_tags() -> None:
     assert bench.book.publications("alice") == ()
     again, _ = bench.publish(now=NOW + 104, etag=etag3, expires=0)
     assert again.status == 412
+
+
+def test_a_publication_remembers_the_address_it_came_from() -> None:
+    # The composition root matches it against registrar bindings: a phone that
+    # publishes speaks for itself, its registration does not count twice.
+    bench = Bench()
+    bench.publish(body=pidf_body())
+    (publication,) = bench.book.publications("alice")
+    assert publication.device == device_key(PHONE.host, PHONE.port) == "198.51.100.7:5062"
 
 
 @pytest.mark.parametrize("kind", ["refresh", "modify", "remove"])

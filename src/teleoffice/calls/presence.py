@@ -239,6 +239,9 @@ class Publication:
     on_the_phone: bool
     expires_at: float
     changed_at: float  # when its content last changed (a refresh does not)
+    # Where the device publishes from ("host:port"), so that the composition root
+    # can tell which registered phone speaks for itself; None when unknown.
+    device: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -283,10 +286,17 @@ class _Publication:
     changed_at: float
     refreshed_at: float
     said: _Statement = _DEVICE_UP  # the last user statement it made
+    device: str | None = None
 
     def record(self) -> Publication:
         return Publication(
-            self.etag, self.state, self.note, self.on_the_phone, self.expires_at, self.changed_at
+            self.etag,
+            self.state,
+            self.note,
+            self.on_the_phone,
+            self.expires_at,
+            self.changed_at,
+            self.device,
         )
 
     def statement(self) -> _Statement | None:
@@ -405,9 +415,11 @@ class PresenceBook:
         now: float,
         *,
         on_the_phone: bool = False,
+        device: str | None = None,
     ) -> tuple[str, Changes]:
         """A PUBLISH (RFC 3903): initial with `etag` None, else a modification
         (`state` given) or a refresh (`state` None: no body, content kept).
+        `device` says where it came from (kept as the latest one seen).
 
         Returns the new entity-tag (a new one for every successful PUBLISH,
         RFC 3903 section 6) and the changes. `UnknownETag` when `etag` is not
@@ -456,6 +468,8 @@ class PresenceBook:
                 publication.state, publication.note = parsed, clean_note
                 publication.on_the_phone = on_the_phone
                 publication.changed_at = now
+        if device is not None:
+            publication.device = device
         publication.etag = self._fresh_etag()
         user.publications[publication.etag] = publication
         self._owner[publication.etag] = username
@@ -466,9 +480,11 @@ class PresenceBook:
             self._choose(batch, username, Chosen(said[0], said[1], now))
         return publication.etag, self._finish(batch, now)
 
-    def refresh(self, username: str, etag: str, expires: float, now: float) -> tuple[str, Changes]:
+    def refresh(
+        self, username: str, etag: str, expires: float, now: float, *, device: str | None = None
+    ) -> tuple[str, Changes]:
         """A PUBLISH without a body: the publication lasts longer, unchanged."""
-        return self.publish(username, etag, None, None, expires, now)
+        return self.publish(username, etag, None, None, expires, now, device=device)
 
     def remove(self, username: str, etag: str, now: float) -> Changes:
         """A PUBLISH with Expires 0: the device withdraws what it published.

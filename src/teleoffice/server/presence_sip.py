@@ -151,10 +151,11 @@ class PresenceModel(Protocol):
         now: float,
         *,
         on_the_phone: bool = False,
+        device: str | None = None,
     ) -> tuple[str, Changes]: ...
 
     def refresh(
-        self, username: str, etag: str, expires: float, now: float
+        self, username: str, etag: str, expires: float, now: float, *, device: str | None = None
     ) -> tuple[str, Changes]: ...
 
     def remove(self, username: str, etag: str, now: float) -> Changes: ...
@@ -169,6 +170,15 @@ UserOfExtension = Callable[[str], str | None]
 MayWatch = Callable[[str, str], bool]  # (watched username, watcher username)
 OnChange = Callable[[Changes], object]
 DialogsOf = Callable[[str], Sequence[DialogEntry]]
+
+
+def device_key(host: str, port: int) -> str:
+    """How a publishing device is named: the address its requests come from.
+
+    A phone PUBLISHes and REGISTERs from the same socket, so this matches the
+    source of its registrar binding and tells which registered phone speaks for
+    itself in its publications."""
+    return f"{host}:{port}"
 
 
 def anyone_may_watch(target: str, watcher: str) -> bool:
@@ -208,6 +218,12 @@ class PresenceProviders:
     # What a PUBLISH or a publication running out did to the model.
     on_change: OnChange | None = None
     limits: PresenceLimits | None = None
+    # The username after every accepted PUBLISH, changed or not: a phone that
+    # publishes speaks for itself, so how the user can be reached is re-counted.
+    on_publication: Callable[[str], object] | None = None
+    # The account after every successful REGISTER (bindings added, refreshed or
+    # removed): a registered phone is a way to reach its user.
+    on_registration: Callable[[str], object] | None = None
 
 
 @dataclass(slots=True)
@@ -408,11 +424,13 @@ class PresenceAgent:
         directory: Directory,
         on_change: OnChange | None = None,
         limits: PresenceLimits | None = None,
+        on_publication: Callable[[str], object] | None = None,
     ) -> None:
         self.respond = respond
         self.domain = domain
         self.model = model
         self.on_change = on_change
+        self.on_publication = on_publication
         self.directory = directory
         self.limits = limits or PresenceLimits()
         self.presence = PresenceNotifier(
@@ -474,8 +492,16 @@ class PresenceAgent:
                 return make_response(request, 400, "Removal Without SIP-If-Match")
         return None
 
-    def publish(self, key: TxKey, request: Request, account: str, now: float) -> None:
-        """A `check_publish`ed PUBLISH authenticated as `account`."""
+    def publish(
+        self,
+        key: TxKey,
+        request: Request,
+        account: str,
+        now: float,
+        source: Address | None = None,
+    ) -> None:
+        """A `check_publish`ed PUBLISH authenticated as `account`, from `source`."""
+        device = None if source is None else device_key(source.host, source.port)
         watcher = self._who(account)
         if watcher is None:
             self.respond(key, make_response(request, 403, "Account Has No User"), now)
@@ -508,10 +534,11 @@ class PresenceAgent:
                     granted,
                     now,
                     on_the_phone=on_the_phone,
+                    device=device,
                 )
             else:
                 assert etag is not None  # check_publish refused an initial one without a body
-                new_etag, changed = self.model.refresh(username, etag, granted, now)
+                new_etag, changed = self.model.refresh(username, etag, granted, now, device=device)
         except pidf.PidfError as exc:
             log.info("PUBLISH from %s with a bad PIDF body: %s", account, exc)
             self.respond(key, make_response(request, 400, _reason("Bad PIDF", exc)), now)
@@ -529,6 +556,11 @@ class PresenceAgent:
         self.respond(key, make_response(request, 200, headers=headers), now)
         self.publications_accepted += 1
         self._apply(changed, now)
+        if self.on_publication is not None:
+            try:
+                self.on_publication(username)
+            except Exception:
+                log.exception("publication hook failed")
 
     # ---- SUBSCRIBE ----------------------------------------------------------------
 

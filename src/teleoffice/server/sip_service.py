@@ -128,6 +128,7 @@ class SipService:
         mwi_limits: MwiLimits | None = None,
         presence: PresenceProviders | None = None,
     ) -> None:
+        self._presence_providers = presence
         self.guard = guard if guard is not None else AuthGuard()
         self.overload = (
             overload
@@ -179,6 +180,7 @@ class SipService:
                 ),
                 on_change=presence.on_change,
                 limits=presence.limits,
+                on_publication=presence.on_publication,
             )
             packages.extend(PRESENCE_PACKAGES)
             methods.add("PUBLISH")
@@ -414,6 +416,12 @@ class SipService:
             self.counters.registrations += 1
             self.mwi.note_registered(account)
         self._respond(key, outcome.response, now)
+        presence = self._presence_providers
+        if outcome.response.status == 200 and presence and presence.on_registration:
+            try:
+                presence.on_registration(account)
+            except Exception:
+                log.exception("registration hook failed")
 
     def _subscribe(self, key: TxKey, request: Request, source: Address, now: float) -> None:
         presence = self.presence
@@ -463,7 +471,7 @@ class SipService:
         account = self._authenticate(key, request, source, now)
         if account is None:
             return
-        presence.publish(key, request, account, now)
+        presence.publish(key, request, account, now, source)
 
     def _watcher(self, account: str) -> Watcher | None:
         """The user a phone account is (presence watcher and publisher)."""
