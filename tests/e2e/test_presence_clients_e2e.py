@@ -256,3 +256,22 @@ def test_a_second_client_of_the_same_user_sees_the_first_ones_change(
     for client in (laptop, mobile):
         client.stop()
     lab.assert_idle(server)
+
+
+def test_the_chosen_state_survives_a_restart(
+    lab: CallLab, portals: Portals, pjsua: Callable[[Server], PjsuaClient]
+) -> None:
+    server = lab.server(setup=SETUP)
+    alice = portals.login(server, "alice", PASSWORDS["alice"])
+    note = "Urlaub bis 3.12. – Vertretung: Bob"
+    alice.call("PUT", "/api/me/presence", {"state": "away", "note": note})
+    assert server.restart() == 0
+    # A new session after the restart, and a SIP client subscribing afresh.
+    bob = portals.login(server, "bob", PASSWORDS["bob"])
+    entry = entry_of(bob, "alice")
+    assert (entry["state"], entry["note"]) == ("away", note), entry
+    mobile = pjsua(server)
+    seen = mobile.wait_for(lambda m: m.get("event") == "buddy" and m.get("note") == note, 15.0)
+    assert (seen["status"], seen["activity"]) == ("online", "away"), seen
+    mobile.stop()
+    lab.assert_idle(server)
