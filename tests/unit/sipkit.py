@@ -15,7 +15,7 @@ from teleoffice.server.b2bua import B2bua, Side, TrunkPeer
 from teleoffice.server.guard import AuthGuard
 from teleoffice.server.sip_service import SipService
 from teleoffice.sip.digest import Algorithm, DigestServer, build_authorization, compute_ha1
-from teleoffice.sip.message import Response, parse_message
+from teleoffice.sip.message import Request, Response, parse_message
 from teleoffice.sip.transaction import Address, TransactionLayer
 
 REALM = "teleoffice"
@@ -138,6 +138,34 @@ def exchange(
         assert isinstance(msg, Response)
         answers.append(msg)
     return answers
+
+
+def split_sent(
+    sent: list[tuple[bytes, Address]],
+) -> tuple[list[Response], list[Request]]:
+    """What went out, parsed: the responses, then the requests, each in order."""
+    responses: list[Response] = []
+    requests: list[Request] = []
+    for raw, _ in sent:
+        message = parse_message(raw)
+        if isinstance(message, Response):
+            responses.append(message)
+        else:
+            requests.append(message)
+    return responses, requests
+
+
+def flush(service: SipService) -> tuple[list[Response], list[Request]]:
+    """Everything the service sent since the last call."""
+    return split_sent(service.outgoing())
+
+
+def send(
+    service: SipService, data: bytes, now: float, source: Address = PHONE
+) -> tuple[list[Response], list[Request]]:
+    """`data` from `source`, and everything the service sent because of it."""
+    service.receive(data, source, now)
+    return flush(service)
 
 
 def register_bytes(

@@ -18,17 +18,12 @@ from teleoffice.server.mwi import (
     parse_event,
     summary_body,
 )
-from teleoffice.sip.builders import make_response
 from teleoffice.sip.errors import ParseError
 from teleoffice.sip.message import Request, Response, parse_message
 from teleoffice.sip.transaction import (
     Address,
-    Event,
-    RequestReceived,
-    ResponseReceived,
-    TransactionLayer,
-    TransactionTimeout,
 )
+from tests.unit.notify_kit import NotifierBench
 
 NOW = 5_000.0
 LOCAL = Address("UDP", "192.0.2.1", 5060)
@@ -88,11 +83,11 @@ class World:
         return self.mailboxes.get(account)
 
 
-class Bench:
+class Bench(NotifierBench):
     def __init__(self, limits: MwiLimits | None = None) -> None:
+        super().__init__()
         self.world = World()
-        self.tx = TransactionLayer()
-        self.mwi = MessageWaiting(
+        self.mwi = self.notifier = MessageWaiting(
             transactions=self.tx,
             respond=self.tx.send_response,
             local=lambda: LOCAL,
@@ -106,17 +101,6 @@ class Bench:
             limits=limits,
         )
 
-    def out(self) -> tuple[list[Response], list[Request]]:
-        responses: list[Response] = []
-        requests: list[Request] = []
-        for raw, _ in self.tx.outgoing():
-            message = parse_message(raw)
-            if isinstance(message, Response):
-                responses.append(message)
-            else:
-                requests.append(message)
-        return responses, requests
-
     def subscribe(
         self,
         account: str = "201",
@@ -126,7 +110,7 @@ class Bench:
         source: Address = PHONE,
         event: str = "message-summary",
     ) -> tuple[Response, list[Request]]:
-        request = self._received(subscribe_text(account, expires=expires, event=event), now)
+        request = self.received(subscribe_text(account, expires=expires, event=event), now)
         assert self.mwi.check(request.request) is None
         self.mwi.subscribe(request.key, request.request, source, account, now)
         [answer], notifies = self.out()
@@ -149,37 +133,10 @@ class Bench:
             to_tag=answer.to.tag,
             source=source,
         )
-        received = self._received(text, now, source)
+        received = self.received(text, now, source)
         assert self.mwi.in_dialog(received.key, received.request, source, now)
         [response], notifies = self.out()
         return response, notifies
-
-    def answer(
-        self, notify: Request, status: int, now: float, headers: list[tuple[str, str]] | None = None
-    ) -> list[Request]:
-        response = make_response(notify, status, headers=headers or [])
-        self._deliver(self.tx.receive(response, PHONE, now), now)
-        return self.out()[1]
-
-    def tick(self, now: float) -> list[Request]:
-        self._deliver(self.tx.handle_timers(now), now)
-        self.mwi.handle_timers(now)
-        return self.out()[1]
-
-    def _deliver(self, events: list[Event], now: float) -> None:
-        for event in events:
-            if isinstance(event, ResponseReceived):
-                assert self.mwi.owns(event.key)
-                self.mwi.response(event.key, event.response, now)
-            elif isinstance(event, TransactionTimeout):
-                self.mwi.timeout(event.key, now)
-
-    def _received(self, text: str, now: float, source: Address = PHONE) -> RequestReceived:
-        request = parse_message(text.encode())
-        assert isinstance(request, Request)
-        [event] = self.tx.receive(request, source, now)
-        assert isinstance(event, RequestReceived)
-        return event
 
 
 def subscribe_text(
@@ -288,7 +245,7 @@ def test_unanswered_notify_times_out_and_removes_the_subscription() -> None:
     assert bench.mwi.counters.notify_failures == 1
     # A later refresh is not ours any more (the service answers it 481).
     text = subscribe_text("201", call_id=answer.call_id, cseq=2, to_tag=answer.to.tag)
-    received = bench._received(text, NOW + 60)
+    received = bench.received(text, NOW + 60)
     assert not bench.mwi.in_dialog(received.key, received.request, PHONE, NOW + 60)
 
 
@@ -325,7 +282,7 @@ def test_refresh_from_a_new_address_moves_the_notifies_there() -> None:
     bench.answer(notify, 200, NOW)
     moved = Address("UDP", "198.51.100.99", 6000)  # the NAT gave the phone a new mapping
     text = subscribe_text("201", call_id=answer.call_id, cseq=3, to_tag=answer.to.tag, source=moved)
-    received = bench._received(text, NOW + 1, moved)
+    received = bench.received(text, NOW + 1, moved)
     assert bench.mwi.in_dialog(received.key, received.request, moved, NOW + 1)
     sent = bench.tx.outgoing()
     [(_, response_to), (raw, notify_to)] = sent

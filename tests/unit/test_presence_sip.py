@@ -20,18 +20,13 @@ from teleoffice.server.presence_sip import (
     device_key,
 )
 from teleoffice.server.subscriptions import SubscriptionLimits
-from teleoffice.sip.builders import make_response
 from teleoffice.sip.dialog_info import DialogEntry, parse_dialog_info
-from teleoffice.sip.message import Request, Response, parse_message
+from teleoffice.sip.message import Request, Response
 from teleoffice.sip.pidf import DND_ACTIVITY, parse_pidf, presence_of
 from teleoffice.sip.transaction import (
     Address,
-    Event,
-    RequestReceived,
-    ResponseReceived,
-    TransactionLayer,
-    TransactionTimeout,
 )
+from tests.unit.notify_kit import NotifierBench
 
 NOW = 50_000.0
 LOCAL = Address("UDP", "192.0.2.1", 5060)
@@ -91,13 +86,13 @@ class World:
         return self.dialogs.get(username, [])
 
 
-class Bench:
+class Bench(NotifierBench):
     def __init__(self, limits: PresenceLimits | None = None) -> None:
+        super().__init__()
         self.world = World()
         self.book = PresenceBook(now=NOW - 100)
-        self.tx = TransactionLayer()
         self.hooked: list[Changes] = []
-        self.agent = PresenceAgent(
+        self.agent = self.notifier = PresenceAgent(
             transactions=self.tx,
             respond=self.tx.send_response,
             local=lambda: LOCAL,
@@ -112,46 +107,6 @@ class Bench:
             on_change=self.hooked.append,
             limits=limits,
         )
-
-    # ---- plumbing -----------------------------------------------------------------------
-
-    def out(self) -> tuple[list[Response], list[Request]]:
-        responses: list[Response] = []
-        requests: list[Request] = []
-        for raw, _ in self.tx.outgoing():
-            message = parse_message(raw)
-            if isinstance(message, Response):
-                responses.append(message)
-            else:
-                requests.append(message)
-        return responses, requests
-
-    def received(self, data: bytes, now: float) -> RequestReceived:
-        request = parse_message(data)
-        assert isinstance(request, Request)
-        [event] = self.tx.receive(request, PHONE, now)
-        assert isinstance(event, RequestReceived)
-        return event
-
-    def answer(
-        self, notify: Request, status: int, now: float, headers: list[tuple[str, str]] | None = None
-    ) -> list[Request]:
-        response = make_response(notify, status, headers=headers or [])
-        self._deliver(self.tx.receive(response, PHONE, now), now)
-        return self.out()[1]
-
-    def tick(self, now: float) -> list[Request]:
-        self._deliver(self.tx.handle_timers(now), now)
-        self.agent.handle_timers(now)
-        return self.out()[1]
-
-    def _deliver(self, events: list[Event], now: float) -> None:
-        for event in events:
-            if isinstance(event, ResponseReceived):
-                assert self.agent.owns(event.key)
-                self.agent.response(event.key, event.response, now)
-            elif isinstance(event, TransactionTimeout):
-                self.agent.timeout(event.key, now)
 
     # ---- PUBLISH ------------------------------------------------------------------------
 

@@ -15,7 +15,7 @@ from teleoffice.sip.builders import make_response
 from teleoffice.sip.digest import build_authorization
 from teleoffice.sip.message import Request, Response, parse_message
 from teleoffice.sip.transaction import Address
-from tests.unit.sipkit import PHONE, make_service, register
+from tests.unit.sipkit import PHONE, flush, make_service, register, send
 
 NOW = 2_000_000.0
 PASSWORDS = {"201": "secret201", "202": "secret202"}
@@ -80,25 +80,6 @@ def subscribe_bytes(
         lines.append(f"Authorization: {authorization}")
     lines.extend(extra)
     return ("\r\n".join(lines) + "\r\nContent-Length: 0\r\n\r\n").encode()
-
-
-def flush(service: SipService) -> tuple[list[Response], list[Request]]:
-    responses: list[Response] = []
-    requests: list[Request] = []
-    for raw, _ in service.outgoing():
-        message = parse_message(raw)
-        if isinstance(message, Response):
-            responses.append(message)
-        else:
-            requests.append(message)
-    return responses, requests
-
-
-def send(
-    service: SipService, data: bytes, now: float, source: Address = PHONE
-) -> tuple[list[Response], list[Request]]:
-    service.receive(data, source, now)
-    return flush(service)
 
 
 def subscribe(

@@ -17,10 +17,10 @@ from teleoffice.server.sip_service import SipService
 from teleoffice.sip.builders import make_response
 from teleoffice.sip.dialog_info import DialogEntry, parse_dialog_info
 from teleoffice.sip.digest import build_authorization
-from teleoffice.sip.message import Request, Response, parse_message
+from teleoffice.sip.message import Request, Response
 from teleoffice.sip.pidf import parse_pidf, presence_of
 from teleoffice.sip.transaction import Address
-from tests.unit.sipkit import PHONE, make_service
+from tests.unit.sipkit import PHONE, flush, make_service, send
 
 NOW = 3_000_000.0
 PASSWORDS = {"201": "secret201", "202": "secret202", "203": "secret203"}
@@ -100,25 +100,6 @@ def request_bytes(
         f"Content-Length: {len(body)}",
     ]
     return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
-
-
-def flush(service: SipService) -> tuple[list[Response], list[Request]]:
-    responses: list[Response] = []
-    requests: list[Request] = []
-    for raw, _ in service.outgoing():
-        message = parse_message(raw)
-        if isinstance(message, Response):
-            responses.append(message)
-        else:
-            requests.append(message)
-    return responses, requests
-
-
-def send(
-    service: SipService, data: bytes, now: float, source: Address = PHONE
-) -> tuple[list[Response], list[Request]]:
-    service.receive(data, source, now)
-    return flush(service)
 
 
 def authenticated(

@@ -18,18 +18,14 @@ from teleoffice.server.subscriptions import (
     accepts,
     event_of,
 )
-from teleoffice.sip.builders import make_response
 from teleoffice.sip.errors import ParseError
 from teleoffice.sip.headers import MAX_CSEQ
 from teleoffice.sip.message import Request, Response, parse_message
 from teleoffice.sip.transaction import (
     Address,
-    Event,
-    RequestReceived,
-    ResponseReceived,
     TransactionLayer,
-    TransactionTimeout,
 )
+from tests.unit.notify_kit import NotifierBench
 
 NOW = 10_000.0
 LOCAL = Address("UDP", "192.0.2.1", 5060)
@@ -113,29 +109,13 @@ def subscribe_text(
     return "\r\n".join(lines) + "\r\nContent-Length: 0\r\n\r\n"
 
 
-class Bench:
+class Bench(NotifierBench):
+    notifier: GaugeNotifier
+
     def __init__(self, limits: SubscriptionLimits | None = None) -> None:
+        super().__init__()
         self.gauges = Gauges()
-        self.tx = TransactionLayer()
         self.notifier = GaugeNotifier(self.gauges, self.tx, limits or SubscriptionLimits())
-
-    def out(self) -> tuple[list[Response], list[Request]]:
-        responses: list[Response] = []
-        requests: list[Request] = []
-        for raw, _ in self.tx.outgoing():
-            message = parse_message(raw)
-            if isinstance(message, Response):
-                responses.append(message)
-            else:
-                requests.append(message)
-        return responses, requests
-
-    def received(self, text: str, now: float = NOW) -> RequestReceived:
-        request = parse_message(text.encode())
-        assert isinstance(request, Request)
-        [event] = self.tx.receive(request, PHONE, now)
-        assert isinstance(event, RequestReceived)
-        return event
 
     def subscribe(
         self, resource: str = "tank", now: float = NOW, **kwargs: object
@@ -163,26 +143,6 @@ class Bench:
         assert self.notifier.in_dialog(got.key, got.request, PHONE, now)
         [response], notifies = self.out()
         return response, notifies
-
-    def answer(
-        self, notify: Request, status: int, now: float, headers: list[tuple[str, str]] | None = None
-    ) -> list[Request]:
-        response = make_response(notify, status, headers=headers or [])
-        self._deliver(self.tx.receive(response, PHONE, now), now)
-        return self.out()[1]
-
-    def tick(self, now: float) -> list[Request]:
-        self._deliver(self.tx.handle_timers(now), now)
-        self.notifier.handle_timers(now)
-        return self.out()[1]
-
-    def _deliver(self, events: list[Event], now: float) -> None:
-        for event in events:
-            if isinstance(event, ResponseReceived):
-                assert self.notifier.owns(event.key)
-                self.notifier.response(event.key, event.response, now)
-            elif isinstance(event, TransactionTimeout):
-                self.notifier.timeout(event.key, now)
 
 
 def full_state_due(sub: Subscription[Seen]) -> bool:
@@ -250,7 +210,7 @@ def test_check_refuses_what_needs_no_identity(
     kwargs: dict[str, object], status: int | None
 ) -> None:
     bench = Bench()
-    got = bench.received(subscribe_text(**kwargs))  # type: ignore[arg-type]
+    got = bench.received(subscribe_text(**kwargs), NOW)  # type: ignore[arg-type]
     error = bench.notifier.check(got.request)
     assert (error.status if error else None) == status
     if status == 489:
@@ -264,7 +224,7 @@ def test_check_refuses_what_needs_no_identity(
 def test_allow_events_can_be_widened_by_the_service() -> None:
     bench = Bench()
     bench.notifier.allow_events = "x-gauge, presence"
-    got = bench.received(subscribe_text(event="dialog"))
+    got = bench.received(subscribe_text(event="dialog"), NOW)
     error = bench.notifier.check(got.request)
     assert error is not None
     assert error.headers.get("Allow-Events") == "x-gauge, presence"
