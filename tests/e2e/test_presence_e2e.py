@@ -110,6 +110,11 @@ def watcher(
     """Bob's sipp subscribing to alice (201) for `event`, started."""
     accept = PIDF if event == "presence" else DIALOG_INFO
     rate = {"rate": 100.0, "limit": calls} if calls > 1 else {}
+    # Many subscriptions share sipp's one socket: a fan-out sends them all their
+    # NOTIFYs at once, more than the kernel's default 208 KB receive buffer holds
+    # (a dropped one only comes with the retransmission 500 ms later). A 1 MB
+    # buffer (capped by net.core.rmem_max) keeps the measurement about teleoffice.
+    extra = ("-buff_size", str(1 << 20)) if calls > 1 else ()
     run = lab.sipp(
         "pres_watch",
         server,
@@ -118,6 +123,7 @@ def watcher(
         keys={"watcher": BOB[0], "event": event, "accept": accept},
         calls=calls,
         timeout=timeout,
+        extra=extra,
         **rate,
     )
     return run.start()
