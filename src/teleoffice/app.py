@@ -31,7 +31,7 @@ from teleoffice.calls.registrar import (
     StoreCommand,
 )
 from teleoffice.calls.voicemail_menu import MenuSettings
-from teleoffice.config import Settings, load_or_create_secret
+from teleoffice.config import ConfigError, Settings, load_or_create_secret
 from teleoffice.http.app import create_http_app
 from teleoffice.media.engine import MediaEngine
 from teleoffice.media.prompts import PromptLibrary
@@ -71,6 +71,7 @@ from teleoffice.store.repos import (
 from teleoffice.store.telecommuter import TelecommuterRepo
 from teleoffice.store.tokens import TokenRepo
 from teleoffice.store.voicemail import VoicemailStore
+from teleoffice.transport.tls import TlsError, client_context, server_context
 
 log = logging.getLogger("teleoffice")
 
@@ -354,6 +355,15 @@ class Application:
             on_feature=self.telephony.run_feature,
             on_local=self.voicemail.start,
         )
+        if settings.tls_cert_file is not None:
+            # SIP over TLS (RFC 3261 section 26.2) on a port of its own.  The
+            # certificate is loaded now, so a bad file stops the start with a
+            # message instead of failing the first handshake.
+            try:
+                tls_context = server_context(settings.tls_cert_file, settings.tls_key_file)
+            except TlsError as exc:
+                raise ConfigError(str(exc)) from None
+            self.sip.transport.enable_tls(settings.sip_tls_port or 0, tls_context, client_context())
         self.presence.notify = self._presence_changed
         self.metrics = build_registry(self.sip)
         self.telephony.publish = self.hub.publish
@@ -489,7 +499,11 @@ class Application:
 
     def status(self) -> dict[str, Any]:
         return {
-            "sip": {"host": self.settings.sip_host, "port": self.sip.port},
+            "sip": {
+                "host": self.settings.sip_host,
+                "port": self.sip.port,
+                "tls_port": self.sip.transport.tls_port,
+            },
             "registrations": self.registrar.count(),
             "transactions": self.service.transactions.transaction_count(),
             "calls": self.calls.active_count(),
@@ -523,20 +537,30 @@ class Application:
         local = Address("UDP", self.settings.sip_host, self.sip.port)
         self.b2bua.local = local
         self.trunk_registrations.local = local
+        self.b2bua.tls_port = self.sip.transport.tls_port
+        https = self.settings.portal_tls and self.settings.tls_cert_file is not None
         config = uvicorn.Config(
             self.http,
             host=self.settings.http_host,
             port=self.settings.http_port,
             log_level="warning",
             lifespan="off",
+            # The portal over HTTPS with the SIP certificate; Python's own defaults
+            # for the rest (TLS 1.2 at least, forward-secret AEAD ciphers).
+            ssl_certfile=self.settings.tls_cert_file if https else None,
+            ssl_keyfile=self.settings.tls_key_file if https else None,
+            ssl_ciphers=None,
         )
         http_server = _EmbeddedHttpServer(config)
         http_task = asyncio.create_task(http_server.serve())
         reload_task = asyncio.create_task(self._reload_directory())
+        tls_port = self.sip.transport.tls_port
         log.info(
-            "teleoffice listening: SIP udp+tcp %s:%d, HTTP %s:%d",
+            "teleoffice listening: SIP udp+tcp %s:%d%s, %s %s:%d",
             self.settings.sip_host,
             self.sip.port,
+            "" if tls_port is None else f", SIP tls {self.settings.sip_host}:{tls_port}",
+            "HTTPS" if https else "HTTP",
             self.settings.http_host,
             self.settings.http_port,
         )

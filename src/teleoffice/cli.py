@@ -875,8 +875,33 @@ def cmd_serve(args: argparse.Namespace, ctx: _Context) -> int:
             print("--demo: the database already has users; nothing was seeded")
         for line in lines:
             print(line)
+        settings = _demo_tls(settings)
     ctx.close()  # the server opens its own engine
     return serve(settings, demo=args.demo)
+
+
+def _demo_tls(settings: Settings) -> Settings:
+    """With no certificate configured, `--demo` runs SIP over TLS with a
+    self-signed one kept in <data>/tls (made once, renewed before it expires).
+    The portal stays on plain HTTP unless http_tls says otherwise: a browser
+    would only warn about a certificate nobody installed."""
+    from teleoffice.transport.tls import certificate_hosts, ensure_self_signed  # noqa: PLC0415
+
+    if settings.tls_cert_file is not None:
+        return settings
+    hosts = certificate_hosts(settings.domain, settings.sip_host)
+    cert, key = ensure_self_signed(settings.data_dir / "tls", hosts)
+    print(
+        f"SIP over TLS on port {settings.sip_tls_port} with a self-signed certificate "
+        f"for {', '.join(hosts)}: {cert} (give it to phones as their CA file)"
+    )
+    return settings.model_copy(
+        update={
+            "tls_cert_file": cert,
+            "tls_key_file": key,
+            "http_tls": bool(settings.http_tls),
+        }
+    )
 
 
 # --- parser -----------------------------------------------------------------------

@@ -100,6 +100,35 @@ class Settings(BaseSettings):
         le=65535,
         description="Port of the web portal; 0 lets the system choose a free port.",
     )
+    sip_tls_port: int | None = Field(
+        default=None,
+        ge=0,
+        le=65535,
+        description=(
+            "Port of SIP over TLS, on sip_host. Unset means sip_port + 1 (5061 beside "
+            "5060; 0 when sip_port is 0). TLS listens only when a certificate is "
+            "configured (tls_cert_file) or `serve --demo` made one."
+        ),
+    )
+    tls_cert_file: Path | None = Field(
+        default=None,
+        description=(
+            "PEM certificate (with its chain) for SIP over TLS and, unless http_tls is "
+            "false, the portal over HTTPS. Unset: no TLS, except that `serve --demo` "
+            "generates a self-signed one in <data_dir>/tls for SIP."
+        ),
+    )
+    tls_key_file: Path | None = Field(
+        default=None,
+        description="PEM private key of tls_cert_file; unset means the key is in that file.",
+    )
+    http_tls: bool | None = Field(
+        default=None,
+        description=(
+            "Serve the portal over HTTPS with tls_cert_file. Unset means yes when "
+            "tls_cert_file is set (not for the certificate `serve --demo` generates)."
+        ),
+    )
     realm: str = Field(
         default="teleoffice",
         min_length=1,
@@ -351,7 +380,7 @@ class Settings(BaseSettings):
         ),
     )
 
-    @field_validator("data_dir", "config", mode="after")
+    @field_validator("data_dir", "config", "tls_cert_file", "tls_key_file", mode="after")
     @classmethod
     def _expand_home(cls, value: Path | None) -> Path | None:
         return None if value is None else value.expanduser()
@@ -431,7 +460,39 @@ class Settings(BaseSettings):
             self.domain = self.sip_host
         if not self.media_host:
             self.media_host = self.sip_host
+        self._check_tls()
         return self
+
+    def _check_tls(self) -> None:
+        if self.sip_tls_port is None:
+            # 5061 beside 5060 (RFC 3261 section 19.1.2); an ephemeral SIP port
+            # gets an ephemeral TLS port, and 65535 has no neighbour.
+            self.sip_tls_port = self.sip_port + 1 if 0 < self.sip_port < 65535 else 0
+        if self.tls_key_file is not None and self.tls_cert_file is None:
+            raise ValueError("tls_key_file is set but tls_cert_file is not")
+        if self.http_tls and self.tls_cert_file is None:
+            raise ValueError("http_tls needs a certificate: set tls_cert_file")
+        if self.tls_cert_file is None or self.sip_tls_port == 0:
+            return  # TLS is off (or on an ephemeral port): nothing to collide with
+        # TLS is TCP: it cannot share a port with SIP over TCP or with the web
+        # server on an address both bind to.
+        if self.sip_tls_port == self.sip_port:
+            raise ValueError(f"sip_tls_port and sip_port are both {self.sip_port}")
+        if self.sip_tls_port == self.http_port and _addresses_overlap(
+            self.sip_host, self.http_host
+        ):
+            raise ValueError(
+                f"sip (TLS) and http both want TCP port {self.http_port} on overlapping "
+                f"addresses ({self.sip_host}, {self.http_host})"
+            )
+
+    @property
+    def portal_tls(self) -> bool:
+        """Whether the portal is served over HTTPS: `http_tls`, else whether a
+        certificate was configured."""
+        if self.http_tls is not None:
+            return self.http_tls
+        return self.tls_cert_file is not None
 
     @property
     def db_url(self) -> str:

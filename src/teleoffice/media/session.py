@@ -34,6 +34,15 @@ leg's RTCP is about that leg's hop only), comfort noise (payload type 13, RFC
 RTP version 2 (e.g. STUN).  Everything else, PCMU 0, PCMA 8 and telephone-events
 under whatever dynamic payload type the SDP chose, passes through untouched.
 
+SRTP.  `set_srtp(side, keys)` makes a side an SRTP leg (RFC 3711, keys from
+SDES): what arrives on it is authenticated and decrypted before anything else
+looks at it (relay, recorder, DTMF), and everything sent to it, relayed or
+played, is encrypted on the way out.  Each side is its own SRTP endpoint, so a
+plain leg and a secure one, or two secure legs with different keys, are
+bridged.  On an SRTP side only a packet that authenticates may move the latch:
+otherwise anyone able to send from the phone's IP address could divert its
+audio.  A packet that fails is dropped and counted (`dropped_unauthenticated`).
+
 Hold.  `set_remote(side, None)` (the SDP said port 0 or sendonly/inactive) stops
 sending to that side; packets from it are still accepted from its last address.
 
@@ -64,6 +73,7 @@ from teleoffice.media.playout import Playout
 from teleoffice.media.ports import PortPool, bind_udp
 from teleoffice.media.rtp import RtpError, parse_rtp
 from teleoffice.media.sources import FRAME_MS, FrameSource
+from teleoffice.media.srtp import SrtpError, SrtpKeys, SrtpReceiver, SrtpSender
 from teleoffice.media.tones import Tone, ToneSource
 from teleoffice.media.wavfile import WavWriter
 
@@ -100,6 +110,7 @@ class MediaStats:
     dropped_comfort_noise: int = 0
     dropped_invalid: int = 0
     send_errors: int = 0
+    dropped_unauthenticated: int = 0
 
     def __add__(self, other: MediaStats) -> MediaStats:
         return MediaStats(
@@ -118,6 +129,7 @@ class _Leg:
         "dropped_foreign",
         "dropped_invalid",
         "dropped_rtcp",
+        "dropped_unauthenticated",
         "dtmf",
         "dtmf_callback",
         "dtmf_payload_type",
@@ -138,6 +150,8 @@ class _Leg:
         "side",
         "sock",
         "source",
+        "srtp_in",
+        "srtp_out",
         "tapped",
     )
 
@@ -161,9 +175,12 @@ class _Leg:
         self.dtmf: DtmfReceiver | None = None
         self.dtmf_callback: Callable[[str], None] | None = None
         self.dtmf_payload_type = -1
+        # SRTP toward this side's leg: None for plain RTP.
+        self.srtp_in: SrtpReceiver | None = None
+        self.srtp_out: SrtpSender | None = None
         self.packets_in = self.bytes_in = self.packets_out = self.bytes_out = 0
         self.dropped_foreign = self.dropped_rtcp = self.dropped_comfort_noise = 0
-        self.dropped_invalid = self.send_errors = 0
+        self.dropped_invalid = self.send_errors = self.dropped_unauthenticated = 0
 
     # -- the forward path -------------------------------------------------------------
 
@@ -199,6 +216,15 @@ class _Leg:
             if second & 0x7F == _COMFORT_NOISE:
                 self.dropped_comfort_noise += 1
                 continue
+            srtp_in = self.srtp_in
+            if srtp_in is not None:
+                try:
+                    data = srtp_in.unprotect(data)
+                except SrtpError:
+                    self.dropped_unauthenticated += 1
+                    continue
+                if addr != self.source:
+                    self._latch(addr)  # authenticated: now it may move the latch
             self.packets_in += 1
             self.bytes_in += len(data)
             if self.tapped:
@@ -206,6 +232,13 @@ class _Leg:
             peer = self.peer
             dest = peer.forward_to
             if dest is not None:
+                srtp_out = peer.srtp_out
+                if srtp_out is not None:
+                    try:
+                        data = srtp_out.protect(data)
+                    except SrtpError:
+                        peer.send_errors += 1
+                        continue
                 try:
                     peer.sock.sendto(data, dest)
                 except OSError:
@@ -221,11 +254,20 @@ class _Leg:
         if self.remote_host is None or addr[0] != self.remote_host:
             self.dropped_foreign += 1
             return False
-        # Only a real RTP packet may move the latch.
-        if len(data) >= 12 and data[0] & 0xC0 == 0x80 and not 192 <= data[1] <= 223:
-            self.source = addr
-            self.refresh()
+        # Only a real RTP packet may move the latch; on an SRTP side only one that
+        # authenticates, which `on_readable` checks before calling `_latch`.
+        if (
+            self.srtp_in is None
+            and len(data) >= 12
+            and data[0] & 0xC0 == 0x80
+            and not 192 <= data[1] <= 223
+        ):
+            self._latch(addr)
         return True
+
+    def _latch(self, addr: Address) -> None:
+        self.source = addr
+        self.refresh()
 
     def refresh(self) -> None:
         """Recompute where this side is sent to after a change of remote, latch or play."""
@@ -266,6 +308,13 @@ class _Leg:
         dest = self.dest
         if dest is None:
             return
+        srtp_out = self.srtp_out
+        if srtp_out is not None:
+            try:
+                data = srtp_out.protect(data)
+            except SrtpError:
+                self.send_errors += 1
+                return
         try:
             self.sock.sendto(data, dest)
         except OSError:
@@ -285,6 +334,7 @@ class _Leg:
             dropped_comfort_noise=self.dropped_comfort_noise,
             dropped_invalid=self.dropped_invalid,
             send_errors=self.send_errors,
+            dropped_unauthenticated=self.dropped_unauthenticated,
         )
 
 
@@ -294,6 +344,7 @@ class _Nowhere(_Leg):
     def __init__(self) -> None:  # no socket: `forward_to` stays None, so nothing is sent
         self.forward_to = None
         self.peer = self
+        self.srtp_out = None
 
 
 _NOWHERE = _Nowhere()
@@ -400,6 +451,29 @@ class MediaSession:
             leg.remote_host, leg.remote_port = normalized, port
             leg.sending = True
         leg.refresh()
+
+    def set_srtp(self, side: Side, keys: SrtpKeys | None) -> None:
+        """Make this side an SRTP leg with `keys` (from SDES), or plain RTP with None.
+
+        Unchanged keys (a session refresh) keep the SRTP state; a new send key
+        starts a new sender, and a new receive key keeps the old one as a
+        fallback until the new one authenticates a packet (RFC 4568 section
+        7.1.4: the phone may still send under its old key for a moment).
+        """
+        leg = self._leg(side)
+        if keys is None:
+            leg.srtp_in = leg.srtp_out = None
+            return
+        sender = leg.srtp_out
+        if sender is None or sender.suite is not keys.suite or sender.key != keys.send:
+            leg.srtp_out = SrtpSender(keys.suite, keys.send)
+        receiver = leg.srtp_in
+        if receiver is None or receiver.suite is not keys.suite or receiver.key != keys.receive:
+            leg.srtp_in = SrtpReceiver(keys.suite, keys.receive, previous=receiver)
+
+    def is_secure(self, side: Side) -> bool:
+        """Whether this side's leg speaks SRTP."""
+        return self._leg(side).srtp_out is not None
 
     def remote(self, side: Side) -> tuple[str, int] | None:
         """Where this side is sent to now (the latched address if any), or None."""
@@ -607,6 +681,7 @@ class MediaSession:
             self.stop_play(side)
             leg.recorder = leg.playout = None
             leg.dtmf = leg.dtmf_callback = None
+            leg.srtp_in = leg.srtp_out = None
             leg.retap()
             leg.sending = False
             leg.refresh()

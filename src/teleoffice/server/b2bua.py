@@ -9,6 +9,13 @@ up) is decided by `calls.engine.CallEngine`.
 
 Media sessions are opened by the asyncio runner: a new call first asks for one
 (`take_media_requests`), and continues in `media_ready` once it has its ports.
+
+SRTP (SDES, RFC 4568) is negotiated per leg, since media is anchored here: a
+leg that offers RTP/SAVP with a key we can use gets an answer with a key of
+ours, a leg reached over TLS is offered SRTP (and, if it refuses with 488,
+plain RTP), and each leg's keys go to its side of the media session
+(`_wire`).  SDP relayed from one leg to the other always loses the first leg's
+keys on the way (`_secure`): a key never leaves the leg it was made for.
 """
 
 from __future__ import annotations
@@ -20,7 +27,7 @@ import logging
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal, Protocol, Self
+from typing import Literal, Protocol, Self, runtime_checkable
 
 from teleoffice.calls.engine import (
     A_LEG,
@@ -54,6 +61,7 @@ from teleoffice.calls.engine import (
     TrunkTarget,
     Voicemail,
 )
+from teleoffice.media.srtp import SrtpKeys, Suite
 from teleoffice.media.tones import Tone, ToneSet
 from teleoffice.sip.builders import (
     make_cancel,
@@ -68,14 +76,26 @@ from teleoffice.sip.digest import DigestError
 from teleoffice.sip.errors import LocalProtocolError, ParseError, RemoteProtocolError
 from teleoffice.sip.headers import NameAddr, Via
 from teleoffice.sip.message import Request, Response
+from teleoffice.sip.sdes import (
+    NoUsableCrypto,
+    Sdes,
+    SdesOffer,
+    accept_answer,
+    active_audio,
+    answer_offer,
+    make_offer,
+    proto_for,
+)
 from teleoffice.sip.sdp import (
     Codec,
     SdpError,
     SessionDescription,
     build_answer,
     build_offer,
+    bump_version,
     parse_sdp,
     with_connection,
+    with_crypto,
 )
 from teleoffice.sip.transaction import Address, TransactionLayer, TxKey
 from teleoffice.sip.uri import SipUri, parse_uri
@@ -104,6 +124,13 @@ class MediaHandle(Protocol):
     def join(self, side: Side, other: Self, other_side: Side) -> None: ...
 
     def detach(self, side: Side) -> None: ...
+
+
+@runtime_checkable
+class SecureMedia(Protocol):
+    """A media session that can terminate SRTP on a side (`media.session`)."""
+
+    def set_srtp(self, side: Side, keys: SrtpKeys | None) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +166,13 @@ class Leg:
     trunk: TrunkPeer | None = None
     answer: SessionDescription | None = None  # this branch's SDP answer (early or final)
     refresh_by_invite: bool = False  # the peer answered UPDATE with 405/501
+    # SRTP on this leg (SDES, RFC 4568), negotiated with it alone: the keys
+    # agreed, what we offered it and await an answer to, and the audio
+    # transport it offered us (an answer must echo it, RFC 3264 section 6).
+    srtp: Sdes | None = None
+    srtp_offer: SdesOffer | None = None
+    media_proto: str = "RTP/AVP"
+    plain_retry: bool = False  # it refused our SRTP offer; we offered plain RTP
 
 
 @dataclass
@@ -235,6 +269,9 @@ class B2bua:
         self.on_record = on_record
         self.tx = transactions
         self.local = local
+        # Where SIP over TLS listens (None: nowhere); Via and Contact toward a
+        # leg reached over TLS name this port (RFC 3261 sections 18.2.1, 26.2).
+        self.tls_port: int | None = None
         self.domain = domain
         self.media_host = media_host
         self.trunks = trunks
@@ -322,13 +359,16 @@ class B2bua:
             # offer early, so this is refused clearly rather than half-done.
             self._respond(key, make_response(invite, 488, "Offer Required In INVITE"), now)
             return
+        a_leg = Leg(A_LEG, source)
+        if not self._take_offer(a_leg, offer, key, invite, now):
+            return
         call_id = self._new_call_id()
         uri = invite.uri
         dialled = uri.user if isinstance(uri, SipUri) and uri.user else ""
         a_tag = new_tag()
         call = CallLegs(
             call_id=call_id,
-            a=Leg(A_LEG, source),
+            a=a_leg,
             a_key=key,
             a_invite=invite,
             a_tag=a_tag,
@@ -391,7 +431,7 @@ class B2bua:
             self._run(self.engine.originate(call_id, call.origin, now), now)
             return
         assert call.a_offer is not None
-        media.set_remote("a", *_media_address(call.a_offer))
+        self._wire(call, "a", call.a, call.a_offer)
         self._run(
             self.engine.new_call(
                 call_id=call_id, caller=call.caller, dialled=call.dialled, now=now
@@ -428,7 +468,7 @@ class B2bua:
         payload = call.a_payload
         call.ended = call.lingering = True
         call.linger_leg = A_LEG
-        call.media.set_remote("a", *_media_address(call.a_offer))
+        self._wire(call, "a", call.a, call.a_offer)
         call.media.play_tone("a", self.tones.confirm, payload)
         self._push_timer(now + FEATURE_TONE_SECONDS, call.call_id, "linger")
 
@@ -445,6 +485,7 @@ class B2bua:
                 supported=OUR_CODECS,
                 session_id=int(now),
                 session_version=1,
+                secure=call.a.srtp is not None,
             )
         except SdpError:
             answer = None
@@ -452,10 +493,10 @@ class B2bua:
         if answer is None or payload is None:
             self._final_to_a(call, 488, "Not Acceptable Here", now)
             return False
-        call.a_answer = answer.to_bytes()
+        call.a_answer = self._secure(answer, call.a, offer=False).to_bytes()
         self._answer_a(call, call.a_answer, now)
         call.a_payload = payload
-        call.media.set_remote("a", *_media_address(call.a_offer))
+        self._wire(call, "a", call.a, call.a_offer)
         return True
 
     def _voicemail(self, call: CallLegs, command: Voicemail, now: float) -> None:
@@ -579,6 +620,7 @@ class B2bua:
                     supported=supported,
                     session_id=int(now),
                     session_version=1,
+                    secure=call.a.srtp is not None,
                 )
             except SdpError:
                 break
@@ -594,8 +636,8 @@ class B2bua:
                 "they will not hear each other well",
                 call.call_id,
             )
-        call.media.set_remote("a", *_media_address(call.a_offer))
-        call.a_answer = answer.to_bytes()
+        self._wire(call, "a", call.a, call.a_offer)
+        call.a_answer = self._secure(answer, call.a, offer=False).to_bytes()
         self._answer_a(call, call.a_answer, now)
 
     def execute(self, commands: list[Command], now: float) -> None:
@@ -854,7 +896,8 @@ class B2bua:
                 # the two agree without transcoding.
                 offer = parse_sdp(call.a_answer)
             assert offer is not None
-            body = self._sdp_for(call, leg, offer, "b")
+            self._offer_srtp(leg)
+            body = self._sdp_for(call, leg, offer, "b", offer=True)
         headers = [
             ("Allow", ALLOW),
             ("Supported", "timer"),
@@ -918,11 +961,12 @@ class B2bua:
             return
         if status < 200:
             early = self._sdp_of(response)
+            if early is not None and not self._take_answer(leg, early):
+                early = None  # keys we cannot use: no early media from this branch
             if early is not None:
                 leg.answer = early
-                if call.media is not None:
-                    call.media.set_remote("b", *_media_address(early))
-                call.a_answer = self._sdp_for(call, call.a, early, "a")
+                self._wire(call, "b", leg, early)
+                call.a_answer = self._sdp_for(call, call.a, early, "a", offer=False)
             self._run(
                 self.engine.on_provisional(call_id, leg.name, 183 if early else 180, now), now
             )
@@ -936,7 +980,7 @@ class B2bua:
                 self._run(self.engine.on_failure(call_id, leg.name, 502, now), now)
                 return
             answer = self._sdp_of(response)
-            if answer is None:
+            if answer is None or not self._take_answer(leg, answer):
                 self._send_bye(call, leg.name, now)
                 self._run(self.engine.on_failure(call_id, leg.name, 488, now), now)
                 return
@@ -945,6 +989,8 @@ class B2bua:
             return
         challenged = status in (401, 407) and leg.trunk is not None and not leg.auth_tried
         if challenged and self._retry_with_auth(call, leg, response, now):
+            return
+        if self._refused_srtp(leg, status) and self._retry_plain(call, leg, now):
             return
         self._run(self.engine.on_failure(call_id, leg.name, status, now), now)
 
@@ -958,6 +1004,8 @@ class B2bua:
             challenged = status in (401, 407) and leg.trunk is not None and not leg.auth_tried
             if challenged and self._retry_with_auth(call, leg, response, now):
                 return
+            if self._refused_srtp(leg, status) and self._retry_plain(call, leg, now):
+                return
             self._run(self.engine.on_failure(call_id, A_LEG, status, now), now)
             return
         if leg.dialog is not None:
@@ -968,17 +1016,17 @@ class B2bua:
             return
         answer = self._sdp_of(response)
         payload = _audio_payload(answer) if answer is not None else None
-        if answer is None or payload is None:
+        if answer is None or payload is None or not self._take_answer(leg, answer):
             self._send_bye(call, A_LEG, now)
             self._run(self.engine.on_failure(call_id, A_LEG, 488, now), now)
             return
         leg.answer = answer
-        # What the user's line chose is all the destination is offered.
+        # What the user's line chose is all the destination is offered (its
+        # keys stay with it: `_sdp_for` scrubs them).
         call.a_offer = answer
         call.a_payload = payload
         call.answered = True
-        if call.media is not None:
-            call.media.set_remote("a", *_media_address(answer))
+        self._wire(call, "a", leg, answer)
         self._push_timer(now + self.session_interval / 2, call_id, f"refresh:{A_LEG}")
         self._run(self.engine.on_answer(call_id, A_LEG, now), now)
 
@@ -1080,13 +1128,12 @@ class B2bua:
                 call.media.stop_play("a")
                 call.media_playing = False
                 if winner.answer is not None:
-                    call.media.set_remote("b", *_media_address(winner.answer))
+                    self._wire(call, "b", winner, winner.answer)
             return
         # Only now, when this branch has won, does media go to it.
         if winner.answer is not None:
-            if call.media is not None:
-                call.media.set_remote("b", *_media_address(winner.answer))
-            call.a_answer = self._sdp_for(call, call.a, winner.answer, "a")
+            self._wire(call, "b", winner, winner.answer)
+            call.a_answer = self._sdp_for(call, call.a, winner.answer, "a", offer=False)
         self._answer_a(call, call.a_answer, now)
 
     def _answer_a(self, call: CallLegs, body: bytes, now: float) -> None:
@@ -1194,10 +1241,15 @@ class B2bua:
                 self._respond(key, make_response(request, 488, "Bad SDP"), now)
                 return
             side: Side = "a" if from_leg == A_LEG else "b"
-            if call.media is not None:
-                host, port = _media_address(offer)
-                call.media.set_remote(side, host, port)
-            body = self._sdp_for(call, other, offer, "b" if other_name != A_LEG else "a")
+            offerer = call.a if from_leg == A_LEG else call.branches.get(from_leg)
+            if offerer is not None:
+                if not self._take_offer(offerer, offer, key, request, now):
+                    return
+                self._wire(call, side, offerer, offer)
+            self._offer_srtp(other)
+            body = self._sdp_for(
+                call, other, offer, "b" if other_name != A_LEG else "a", offer=True
+            )
         headers = [
             (name, value)
             for name, value in request.headers
@@ -1236,6 +1288,8 @@ class B2bua:
         offer = self._sdp_of(request)
         body = b""
         if offer is not None and call.media is not None:
+            if not self._take_offer(leg, offer, key, request, now):
+                return
             side = _side(leg_name)
             payload = self._leg_payload(call, leg_name)
             codecs = [c for c in OUR_CODECS if c.payload_type in (payload, TELEPHONE_EVENT_PT)]
@@ -1248,12 +1302,13 @@ class B2bua:
                     supported=codecs,
                     session_id=int(now),
                     session_version=leg.sdp_version,
+                    secure=leg.srtp is not None,
                 )
             except SdpError:
                 self._respond(key, make_response(request, 488, "Bad SDP"), now)
                 return
-            call.media.set_remote(side, *_media_address(offer))
-            body = answer.to_bytes()
+            self._wire(call, side, leg, offer)
+            body = self._secure(answer, leg, offer=False).to_bytes()
             leg.sent_sdp = body
         response = make_response(
             request,
@@ -1298,10 +1353,18 @@ class B2bua:
                 answer = None
             if answer is not None:
                 side: Side = "b" if relay.from_leg == A_LEG else "a"
-                if call.media is not None:
-                    host, port = _media_address(answer)
-                    call.media.set_remote(side, host, port)
-                body = self._sdp_for(call, leg, answer, "a" if relay.from_leg == A_LEG else "b")
+                answerer = call.a if side == "a" else call.branches.get(call.connected or "")
+                if answerer is not None:
+                    if not self._take_answer(answerer, answer):
+                        log.warning(
+                            "call %s: unusable SRTP keys in a re-INVITE answer; keeping the "
+                            "old ones",
+                            call.call_id,
+                        )
+                    self._wire(call, side, answerer, answer)
+                body = self._sdp_for(
+                    call, leg, answer, "a" if relay.from_leg == A_LEG else "b", offer=False
+                )
         headers: list[tuple[str, str]] = []
         if leg is not None and response.status < 300:
             headers.append(("Contact", str(self._contact(leg.peer))))
@@ -1411,18 +1474,35 @@ class B2bua:
         except LocalProtocolError as exc:
             log.debug("could not send %s: %s", response.status, exc)
 
+    def local_port_for(self, peer: Address) -> int:
+        """Our port for a transport: TLS listens on a port of its own."""
+        if peer.transport.upper() == "TLS" and self.tls_port is not None:
+            return self.tls_port
+        return self.local.port
+
     def _via(self, peer: Address) -> Via:
+        # "SIP/2.0/TLS host:tls-port" toward a TLS leg (RFC 3261 section 18.2.1:
+        # the sent-by is where responses would be sent were the connection lost).
         return Via(
             peer.transport,
             self.local.host,
-            self.local.port,
+            self.local_port_for(peer),
             (("branch", new_branch()), ("rport", None)),
         )
 
     def _contact(self, peer: Address) -> NameAddr:
+        # transport=tls rather than a sips: URI (RFC 5630 section 3.1.3 calls the
+        # parameter deprecated): a sips: Contact would oblige the phone to use TLS
+        # on every hop of every later request, which is not ours to promise, and
+        # phones that register with transport=tls expect it back.
         params = (("transport", peer.transport.lower()),) if peer.transport != "UDP" else ()
         return NameAddr(
-            SipUri(host=self.local.host, port=self.local.port, user="teleoffice", params=params)
+            SipUri(
+                host=self.local.host,
+                port=self.local_port_for(peer),
+                user="teleoffice",
+                params=params,
+            )
         )
 
     @staticmethod
@@ -1446,21 +1526,137 @@ class B2bua:
             session_id=leg.sdp_version * 1000 + port,
             session_version=leg.sdp_version,
         )
-        data = offer.to_bytes()
+        self._offer_srtp(leg)
+        data = self._secure(offer, leg, offer=True).to_bytes()
         leg.sent_sdp = data
         return data
 
-    def _sdp_for(self, call: CallLegs, leg: Leg, sdp: SessionDescription, side: Side) -> bytes:
-        """`sdp` as `leg` must see it: media at our port for that side of the call."""
-        if call.media is None:
-            return sdp.to_bytes()
-        port = call.media.local_port(side)
-        ports = [port if m.port != 0 and m.media == "audio" else 0 for m in sdp.media]
-        leg.sdp_version += 1
-        rewritten = with_connection(sdp, self.media_host, ports, leg.sdp_version)
-        data = rewritten.to_bytes()
+    def _sdp_for(
+        self, call: CallLegs, leg: Leg, sdp: SessionDescription, side: Side, *, offer: bool
+    ) -> bytes:
+        """`sdp` as `leg` must see it: media at our port for that side of the call,
+        and the leg's own SRTP keys (an `offer` to it, or an answer to its offer)."""
+        if call.media is not None:
+            port = call.media.local_port(side)
+            ports = [port if m.port != 0 and m.media == "audio" else 0 for m in sdp.media]
+            leg.sdp_version += 1
+            sdp = with_connection(sdp, self.media_host, ports, leg.sdp_version)
+        data = self._secure(sdp, leg, offer=offer).to_bytes()
         leg.sent_sdp = data
         return data
+
+    # ---- SRTP (SDES, RFC 4568) ---------------------------------------------------------
+
+    def _take_offer(
+        self, leg: Leg, offer: SessionDescription, key: TxKey, request: Request, now: float
+    ) -> bool:
+        """`leg` offered `offer`: settle its keys, or answer 488 and return False when
+        it insists on SRTP we cannot do (RFC 4568 section 7.1.2)."""
+        media = active_audio(offer)
+        if media is None:
+            return True  # no stream to secure (all rejected): the keys stay as they were
+        try:
+            leg.srtp = answer_offer(media, leg.srtp)
+        except NoUsableCrypto as exc:
+            log.info("refusing an offer from %s: %s", leg.peer.host, exc)
+            response = make_response(
+                request,
+                488,
+                "Not Acceptable Here",
+                headers=[("Warning", '305 teleoffice "no usable SRTP crypto suite"')],
+            )
+            self._respond(key, response, now)
+            return False
+        leg.media_proto = media.proto
+        return True
+
+    def _take_answer(self, leg: Leg, answer: SessionDescription) -> bool:
+        """`leg` answered our offer: the keys it agreed to.  False when its
+        answer's keys do not fit what we offered (the answer is unusable)."""
+        media = active_audio(answer)
+        offered = leg.srtp_offer
+        if media is None:
+            return True  # the stream was rejected: nothing to secure
+        if offered is None:
+            # We offered plain RTP; keys the answer should not carry are ignored.
+            leg.srtp = None
+            return True
+        try:
+            leg.srtp = accept_answer(offered, media)
+        except SdpError as exc:
+            log.info("unusable SRTP answer from %s: %s", leg.peer.host, exc)
+            return False
+        return True
+
+    def _offer_srtp(self, leg: Leg) -> None:
+        """Decide what we offer `leg`: the keys it already has; SRTP when it is
+        reached over TLS, where SDES keys are safe to send (RFC 4568 section 8.3:
+        they travel in the clear otherwise) and a phone that registered that way
+        likely wants them; else plain RTP."""
+        if leg.srtp is not None:
+            leg.srtp_offer = make_offer(leg.srtp)
+        elif leg.peer.transport.upper() == "TLS" and not leg.plain_retry:
+            leg.srtp_offer = make_offer()
+        else:
+            leg.srtp_offer = None
+
+    def _secure(self, sdp: SessionDescription, leg: Leg, *, offer: bool) -> SessionDescription:
+        """`sdp` with `leg`'s own keys and audio transport, and no one else's keys."""
+        if offer:
+            offered = leg.srtp_offer
+            if offered is not None:
+                return with_crypto(sdp, offered.proto, offered.lines)
+            media = active_audio(sdp)
+            plain = proto_for(media.proto if media is not None else "RTP/AVP", secure=False)
+            return with_crypto(sdp, plain, ())
+        agreed = leg.srtp
+        return with_crypto(sdp, leg.media_proto, (agreed.ours,) if agreed is not None else ())
+
+    def _wire(self, call: CallLegs, side: Side, leg: Leg, sdp: SessionDescription) -> None:
+        """Point `side` of the media where `leg`'s `sdp` says, with its SRTP keys."""
+        media = call.media
+        if media is None:
+            return
+        media.set_remote(side, *_media_address(sdp))
+        keys = None
+        if leg.srtp is not None:
+            suite = Suite.named(leg.srtp.suite)
+            assert suite is not None  # sdes only agrees to suites media.srtp runs
+            keys = SrtpKeys(suite, send=leg.srtp.send_key, receive=leg.srtp.receive_key)
+        if isinstance(media, SecureMedia):
+            media.set_srtp(side, keys)
+        elif keys is not None:
+            # Never fall back to plain RTP silently on a leg that agreed to SRTP.
+            raise TypeError(f"{type(media).__name__} cannot terminate SRTP")
+
+    @staticmethod
+    def _refused_srtp(leg: Leg, status: int) -> bool:
+        """A leg we offered SRTP for the first time refused the offer itself."""
+        return status in (488, 606) and leg.srtp_offer is not None and leg.srtp is None
+
+    def _retry_plain(self, call: CallLegs, leg: Leg, now: float) -> bool:
+        """Offer `leg` plain RTP after it refused SRTP (once), as a new INVITE with
+        the next CSeq, as for an authentication retry (RFC 3261 section 22.2)."""
+        invite = leg.invite
+        if leg.plain_retry or invite is None or not invite.body:
+            return False
+        try:
+            sdp = parse_sdp(invite.body)
+        except SdpError:
+            return False
+        log.info("call %s: %s refused SRTP; offering plain RTP", call.call_id, leg.name)
+        leg.plain_retry = True
+        leg.srtp_offer = None
+        leg.sdp_version += 1
+        body = self._secure(bump_version(sdp), leg, offer=True).to_bytes()
+        leg.sent_sdp = body
+        retry = Request("INVITE", invite.uri, invite.headers.copy(), body)
+        retry.vias = [self._via(leg.peer)]
+        retry.headers.set("CSeq", f"{invite.cseq.seq + 1} INVITE")
+        retry.invalidate()
+        leg.got_provisional = False
+        self._send_invite(call, leg, retry, now)
+        return True
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,12 +28,18 @@ session-only line inside a media section.  Sizes are bounded before any work
 is done, because bodies come from the network.
 
 Offer/answer (RFC 3264) is limited to what a media-anchoring PBX needs: one
-audio stream over RTP/AVP answered per offer; anything else is rejected with
-port 0, which RFC 3264 section 6 always allows.
+audio stream over RTP/AVP (or RTP/SAVP, when the caller brings SDES keys)
+answered per offer; anything else is rejected with port 0, which RFC 3264
+section 6 always allows.
+
+SDES key attributes (a=crypto, RFC 4568) are parsed and written here
+(`CryptoAttribute`); which keys a leg uses is decided in `sip.sdes`.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import enum
 import re
 from collections.abc import Iterable, Sequence
@@ -46,6 +52,8 @@ __all__ = [
     "STATIC_PAYLOAD_TYPES",
     "Codec",
     "Connection",
+    "CryptoAttribute",
+    "CryptoKey",
     "Direction",
     "MediaDescription",
     "Origin",
@@ -54,10 +62,13 @@ __all__ = [
     "build_answer",
     "build_offer",
     "bump_version",
+    "crypto_attributes",
     "is_hold",
     "negotiated_codecs",
+    "parse_crypto",
     "parse_sdp",
     "with_connection",
+    "with_crypto",
 ]
 
 # Bounds on untrusted input.  A real SIP call's SDP is a few hundred bytes with
@@ -727,9 +738,223 @@ def _media_lines(media: MediaDescription) -> list[str]:
     return lines
 
 
+# -- SDES key attributes (RFC 4568) ---------------------------------------------
+
+# RFC 4568 section 9.1: tag = 1*9DIGIT, and a suite name is letters, digits and
+# underscores.  Bounds on the rest keep a hostile attribute cheap to refuse.
+_CRYPTO_TAG_RE = re.compile(r"[0-9]{1,9}")
+_CRYPTO_SUITE_RE = re.compile(r"[A-Za-z0-9_]{1,64}")
+_BASE64_RE = re.compile(r"[A-Za-z0-9+/]+={0,2}")
+_MAX_KEY_PARAMS = 16
+# A key-salt of the longest SRTP suite (AES-256 with a 14-octet salt) is 46
+# octets; anything far beyond that is not a key.
+_MAX_KEY_SALT = 128
+# RFC 4568 section 6.1: "lifetime = ["2^"] 1*(DIGIT)"; SRTP allows 2^48 packets
+# at most (RFC 3711 section 9.2), so a larger value is as good as "no limit".
+_MAX_LIFETIME_EXPONENT = 64
+_MAX_MKI_LENGTH = 128
+
+
+@dataclass(frozen=True, slots=True)
+class CryptoKey:
+    """One key-param of a crypto attribute: ``inline:<key||salt>[|lifetime][|mki:len]``.
+
+    `lifetime` is the number of packets the key may protect (None: the suite's
+    maximum); `mki` is (value, length in octets) when the key carries a master
+    key identifier (RFC 4568 section 6.1).
+    """
+
+    key_salt: bytes
+    lifetime: int | None = None
+    mki: tuple[int, int] | None = None
+
+    def __repr__(self) -> str:
+        # A master key must never end up in a log line through repr().
+        return f"CryptoKey(<{len(self.key_salt)} octets>, lifetime={self.lifetime}, mki={self.mki})"
+
+
+@dataclass(frozen=True, slots=True)
+class CryptoAttribute:
+    """An SDES ``a=crypto`` attribute (RFC 4568 section 4).
+
+    ``a=crypto:<tag> <crypto-suite> <key-params> [<session-params>]``.  The key
+    of an offer's attribute is the one its writer *sends* with; an answer picks
+    one offered attribute by its tag and suite and brings its own key.
+    """
+
+    tag: int
+    suite: str
+    keys: tuple[CryptoKey, ...]
+    session_params: tuple[str, ...] = ()
+
+    def to_value(self) -> str:
+        """The attribute value (what follows ``a=crypto:``)."""
+        if not 0 <= self.tag <= 999_999_999:
+            raise SdpError(f"crypto tag {self.tag} is out of range")
+        if not _CRYPTO_SUITE_RE.fullmatch(self.suite):
+            raise SdpError(f"crypto suite {self.suite!r} is not a token")
+        if not self.keys:
+            raise SdpError("a crypto attribute needs at least one key")
+        params = ";".join(_key_param(key) for key in self.keys)
+        for param in self.session_params:
+            _token(param, "crypto session parameter")
+        return " ".join((str(self.tag), self.suite, params, *self.session_params))
+
+    def __repr__(self) -> str:
+        return (
+            f"CryptoAttribute(tag={self.tag}, suite={self.suite!r}, keys={self.keys!r}, "
+            f"session_params={self.session_params!r})"
+        )
+
+
+def _key_param(key: CryptoKey) -> str:
+    if not key.key_salt or len(key.key_salt) > _MAX_KEY_SALT:
+        raise SdpError(f"a key of {len(key.key_salt)} octets cannot be written")
+    text = "inline:" + base64.b64encode(key.key_salt).decode("ascii")
+    if key.lifetime is not None:
+        if key.lifetime < 1:
+            raise SdpError(f"key lifetime {key.lifetime} is not positive")
+        exponent = key.lifetime.bit_length() - 1
+        power_of_two = key.lifetime == 1 << exponent
+        text += f"|2^{exponent}" if power_of_two else f"|{key.lifetime}"
+    if key.mki is not None:
+        value, length = key.mki
+        if value < 0 or not 1 <= length <= _MAX_MKI_LENGTH or value >= 1 << (8 * length):
+            raise SdpError(f"MKI {value}:{length} is out of range")
+        text += f"|{value}:{length}"
+    return text
+
+
+def parse_crypto(value: str) -> CryptoAttribute:
+    """Parse the value of an ``a=crypto`` attribute; raise SdpError if malformed.
+
+    Only the ``inline`` key method exists for SRTP (RFC 4568 section 6.1); the
+    literal is matched case-insensitively, as ABNF strings are.  A key that is
+    not valid base64 is malformed, not merely unusable.
+    """
+    fields = value.split()
+    if len(fields) < 3:
+        raise SdpError(
+            f"crypto attribute needs '<tag> <suite> <key-params>', got {_excerpt(value)}"
+        )
+    tag_text, suite, key_params, *session_params = fields
+    if not _CRYPTO_TAG_RE.fullmatch(tag_text):
+        raise SdpError(f"crypto tag {_excerpt(tag_text)} is not 1 to 9 digits")
+    if not _CRYPTO_SUITE_RE.fullmatch(suite):
+        raise SdpError(f"crypto suite {_excerpt(suite)} is not a token")
+    params = key_params.split(";")
+    if len(params) > _MAX_KEY_PARAMS:
+        raise SdpError(f"more than {_MAX_KEY_PARAMS} keys in one crypto attribute")
+    keys = tuple(_parse_key_param(param) for param in params)
+    return CryptoAttribute(int(tag_text), suite, keys, tuple(session_params))
+
+
+def _parse_key_param(param: str) -> CryptoKey:
+    method, sep, info = param.partition(":")
+    if not sep or method.lower() != "inline":
+        raise SdpError(f"key method of {_excerpt(param)} is not 'inline'")
+    parts = info.split("|")
+    if len(parts) > 3:
+        raise SdpError(f"key {_excerpt(param)} has too many '|' fields")
+    key_salt = _decode_key(parts[0])
+    lifetime: int | None = None
+    mki: tuple[int, int] | None = None
+    for extra in parts[1:]:
+        # The lifetime and the MKI are both optional, in that order; only the
+        # MKI holds a colon.
+        if ":" in extra:
+            if mki is not None:
+                raise SdpError("a key has two MKIs")
+            mki = _parse_mki(extra)
+        elif lifetime is not None or mki is not None:
+            raise SdpError("a key lifetime must come once, before the MKI")
+        else:
+            lifetime = _parse_lifetime(extra)
+    return CryptoKey(key_salt, lifetime, mki)
+
+
+def _decode_key(text: str) -> bytes:
+    if not text or len(text) > 4 * _MAX_KEY_SALT // 3 + 4 or not _BASE64_RE.fullmatch(text):
+        raise SdpError(f"key {_excerpt(text)} is not base64")
+    # Some phones leave out the '=' padding; the key is still unambiguous.
+    padded = text + "=" * (-len(text) % 4)
+    try:
+        return base64.b64decode(padded, validate=True)
+    except (binascii.Error, ValueError):
+        raise SdpError(f"key {_excerpt(text)} is not base64") from None
+
+
+def _parse_lifetime(text: str) -> int:
+    if text.startswith("2^"):
+        exponent = text[2:]
+        if not exponent.isascii() or not exponent.isdigit() or len(exponent) > 2:
+            raise SdpError(f"key lifetime {_excerpt(text)} is not 2^N")
+        if int(exponent) > _MAX_LIFETIME_EXPONENT:
+            raise SdpError(f"key lifetime {_excerpt(text)} is out of range")
+        return 1 << int(exponent)
+    if not _UINT_RE.fullmatch(text) or int(text) == 0 or int(text) > 1 << _MAX_LIFETIME_EXPONENT:
+        raise SdpError(f"key lifetime {_excerpt(text)} is not a positive number")
+    return int(text)
+
+
+def _parse_mki(text: str) -> tuple[int, int]:
+    value_text, _, length_text = text.partition(":")
+    if not _UINT_RE.fullmatch(value_text) or not re.fullmatch(r"[0-9]{1,3}", length_text):
+        raise SdpError(f"MKI {_excerpt(text)} is not '<value>:<length>'")
+    value, length = int(value_text), int(length_text)
+    if not 1 <= length <= _MAX_MKI_LENGTH or value >= 1 << (8 * length):
+        raise SdpError(f"MKI {_excerpt(text)} is out of range")
+    return value, length
+
+
+def crypto_attributes(media: MediaDescription) -> list[CryptoAttribute]:
+    """The a=crypto attributes of one m-line that parse, in order.
+
+    Malformed ones are skipped, as for rtpmap: RFC 4568 section 7.1.2 has the
+    answerer ignore attributes it cannot use, and one bad line must not hide a
+    good one after it.
+    """
+    found = []
+    for value in media.attribute_values("crypto"):
+        if value is None:
+            continue
+        try:
+            found.append(parse_crypto(value))
+        except SdpError:
+            continue
+    return found
+
+
+def with_crypto(
+    sdp: SessionDescription, proto: str, crypto: Sequence[CryptoAttribute]
+) -> SessionDescription:
+    """A copy whose active audio streams use `proto` and carry exactly `crypto`.
+
+    Every a=crypto already in the description goes first, in every m-line and
+    at session level: it holds the keys of whoever wrote it, which must never
+    reach another leg.  Rejected and non-audio streams keep their protocol.
+    """
+    _token(proto, "protocol")
+    values = [attr.to_value() for attr in crypto]
+
+    def scrubbed(attributes: Attributes) -> list[tuple[str, str | None]]:
+        return [(name, value) for name, value in attributes if name.lower() != "crypto"]
+
+    media = []
+    for m in sdp.media:
+        attributes = scrubbed(m.attributes)
+        if m.port != 0 and m.media.lower() == "audio":
+            attributes.extend(("crypto", value) for value in values)
+            media.append(replace(m, proto=proto, attributes=tuple(attributes)))
+        else:
+            media.append(replace(m, attributes=tuple(attributes)))
+    return replace(sdp, attributes=tuple(scrubbed(sdp.attributes)), media=tuple(media))
+
+
 # -- offer/answer (RFC 3264) ----------------------------------------------------
 
 _AUDIO_PROTO = "RTP/AVP"
+_SECURE_AUDIO_PROTO = "RTP/SAVP"
 
 
 def _addr_type(address: str) -> str:
@@ -860,6 +1085,7 @@ def build_answer(
     session_version: int,
     hold: bool = False,
     username: str = "teleoffice",
+    secure: bool = False,
 ) -> SessionDescription:
     """Answer `offer` (RFC 3264 section 6), one m-line per offered m-line, in order.
 
@@ -870,10 +1096,16 @@ def build_answer(
     telephone-event only if it was offered.  Its direction is the offer's seen
     from our side; `hold=True` additionally stops us receiving (section 8.4).
 
+    With `secure`, an RTP/SAVP audio stream is accepted too (its protocol is
+    echoed); the caller then adds the SDES keys with `with_crypto`.  Without
+    it an RTP/SAVP stream is rejected, since an answer with no key would be
+    unusable (RFC 4568 section 7.1.2).
+
     Raises SdpError only when the offer itself is unusable (an active stream
     with no connection address).
     """
     _check_port(port)
+    protos = {_AUDIO_PROTO, _SECURE_AUDIO_PROTO} if secure else {_AUDIO_PROTO}
     answered: list[MediaDescription] = []
     accepted = False
     for index, media in enumerate(offer.media):
@@ -883,7 +1115,7 @@ def build_answer(
         if offer.connection_for(index) is None:
             # RFC 4566 section 5.7: every active stream needs a c= somewhere.
             raise SdpError(f"offered m-line {index} has no connection address")
-        if accepted or media.media.lower() != "audio" or media.proto.upper() != _AUDIO_PROTO:
+        if accepted or media.media.lower() != "audio" or media.proto.upper() not in protos:
             answered.append(_rejected(media))
             continue
         chosen = [

@@ -1,4 +1,4 @@
-"""The SIP transport layer on asyncio: UDP and TCP on one host and port.
+"""The SIP transport layer on asyncio: UDP and TCP on one host and port, TLS on another.
 
 Theory of operation
 -------------------
@@ -10,10 +10,18 @@ framing and keeps no SIP state, so everything it does is about sockets:
 * UDP and TCP listen on the same port, as RFC 3261 section 18.2.1 expects of a
   server ("for any port and interface that a server listens on for UDP, it MUST
   listen on that same port and interface for TCP").
-* A response to a request that came over TCP must go back over that connection
-  (RFC 3261 section 18.2.2), and a request to a registered phone should use the
-  connection the phone keeps open (RFC 5626).  So `send` looks connections up by
-  the peer's address, whoever opened them, and opens one only when none exists.
+* TLS (RFC 3261 section 26.2.1), when `enable_tls` gave it a port and a
+  certificate, listens on a port of its own (5061 beside 5060 by convention,
+  RFC 3261 section 19.1.2).  A TLS connection is a TCP connection with the
+  record layer below the framer: everything else, framing, limits and reuse, is
+  the same code, and messages from it carry the transport name "TLS", so the
+  layers above (Via, the registrar's binding) know to answer the same way.
+* A response to a request that came over TCP or TLS must go back over that
+  connection (RFC 3261 section 18.2.2), and a request to a registered phone
+  should use the connection the phone keeps open (RFC 5626): a phone behind NAT
+  or without a server certificate can be reached no other way.  So `send`
+  looks connections up by transport and peer address, whoever opened them, and
+  opens one only when none exists (for TLS, verifying the peer's certificate).
 * Everything that comes from the network may be hostile or broken: a connection
   whose stream cannot be framed is closed, idle connections are reaped, the number
   of inbound connections is capped, and an exception raised by `on_message` is
@@ -30,6 +38,7 @@ import contextlib
 import errno
 import ipaddress
 import logging
+import ssl
 from collections.abc import Callable
 from typing import Any, cast
 
@@ -42,6 +51,7 @@ MessageHandler = Callable[[bytes, Address], None]
 
 UDP = "UDP"
 TCP = "TCP"
+TLS = "TLS"
 
 # How long an outbound TCP connection may take to set up.  RFC 3261 section 17.1.1.2
 # gives an INVITE transaction 64*T1 = 32 s in total; a connection that takes longer
@@ -57,8 +67,14 @@ MAX_WRITE_BUFFER = 1 << 20
 PORT_ATTEMPTS = 8
 # The idle reaper wakes up a few times per timeout, but never more than every 30 s.
 REAPER_MAX_INTERVAL = 30.0
+# A TLS handshake that has not finished by then is abandoned.  asyncio's default
+# is 60 s; a scanner opening connections and sending nothing would hold each that
+# long, and a phone on loopback or a LAN completes in milliseconds.
+TLS_HANDSHAKE_TIMEOUT = 10.0
 
-_ConnectionKey = tuple[str, int]
+# (transport, host, port): a TCP and a TLS connection from the same peer address
+# are different flows.
+_ConnectionKey = tuple[str, str, int]
 
 
 def _normalize_host(host: str) -> str:
@@ -69,10 +85,10 @@ def _normalize_host(host: str) -> str:
         return host.lower()
 
 
-def _peer_key(peername: Any) -> _ConnectionKey | None:
+def _peer_key(kind: str, peername: Any) -> _ConnectionKey | None:
     # IPv4 gives (host, port), IPv6 (host, port, flowinfo, scope_id).
     if isinstance(peername, tuple) and len(peername) >= 2:
-        return _normalize_host(str(peername[0])), int(peername[1])
+        return kind, _normalize_host(str(peername[0])), int(peername[1])
     return None
 
 
@@ -90,11 +106,16 @@ class _UdpProtocol(asyncio.DatagramProtocol):
 
 
 class _TcpConnection(asyncio.Protocol):
-    """One TCP connection, inbound or outbound, with its own framer."""
+    """One TCP or TLS connection, inbound or outbound, with its own framer.
 
-    def __init__(self, owner: SipTransport, *, inbound: bool) -> None:
+    For TLS, asyncio runs the record layer and calls `connection_made` only once
+    the handshake is done, so this class sees plaintext either way.
+    """
+
+    def __init__(self, owner: SipTransport, *, inbound: bool, kind: str = TCP) -> None:
         self._owner = owner
         self.inbound = inbound
+        self.kind = kind
         self.framer = StreamFramer(owner.max_message_size)
         self.transport: asyncio.Transport | None = None
         self.source: Address | None = None
@@ -119,7 +140,7 @@ class _TcpConnection(asyncio.Protocol):
         except FramingError as exc:
             # The stream cannot be resynchronised: drop this connection, and only it.
             self._owner.framing_errors += 1
-            self._owner._log.info("closing TCP connection from %s: %s", self.source, exc)
+            self._owner._log.info("closing %s connection from %s: %s", self.kind, self.source, exc)
             self.close()
             return
         for event in events:
@@ -150,7 +171,7 @@ class _TcpConnection(asyncio.Protocol):
         if not self.usable or transport is None:
             return
         if transport.get_write_buffer_size() + len(data) > MAX_WRITE_BUFFER:
-            self._owner._log.warning("TCP peer %s is not reading; closing", self.source)
+            self._owner._log.warning("%s peer %s is not reading; closing", self.kind, self.source)
             self.abort()
             return
         self.last_activity = self._owner._now()
@@ -175,7 +196,8 @@ class _PendingConnection:
 
 
 class SipTransport:
-    """Listens for SIP on UDP and TCP on one host:port and sends to peers."""
+    """Listens for SIP on UDP and TCP on one host:port (and TLS on another) and
+    sends to peers."""
 
     def __init__(
         self,
@@ -200,6 +222,13 @@ class SipTransport:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._udp: asyncio.DatagramTransport | None = None
         self._server: asyncio.Server | None = None
+        # TLS: off until `enable_tls`.  The client context verifies peers we
+        # connect to ourselves (None: such connections are not attempted).
+        self._tls_requested_port: int | None = None
+        self._tls_port: int | None = None
+        self._tls_server_context: ssl.SSLContext | None = None
+        self._tls_client_context: ssl.SSLContext | None = None
+        self._tls_server: asyncio.Server | None = None
         self._reaper: asyncio.Task[None] | None = None
         self._started = False
         self._stopped = False
@@ -227,8 +256,38 @@ class SipTransport:
         return self._port
 
     @property
+    def tls_port(self) -> int | None:
+        """The bound TLS port, or None when TLS is off (or not started yet)."""
+        return self._tls_port
+
+    @property
     def tcp_connection_count(self) -> int:
+        """Stream connections of either kind (TCP and TLS): they share one cap."""
         return len(self._all_connections)
+
+    @property
+    def tls_connection_count(self) -> int:
+        return sum(1 for conn in self._all_connections if conn.kind == TLS)
+
+    def enable_tls(
+        self,
+        port: int,
+        server_context: ssl.SSLContext,
+        client_context: ssl.SSLContext | None = None,
+    ) -> None:
+        """Also listen for SIP over TLS on `port` (0: any free port) once started.
+
+        `server_context` holds our certificate (`transport.tls.server_context`);
+        `client_context` verifies the peers we open TLS connections to, which
+        happens only when no connection to a destination exists.
+        """
+        if self._started:
+            raise RuntimeError("enable_tls must come before start")
+        if not 0 <= port <= 65535:
+            raise ValueError(f"TLS port {port} out of range")
+        self._tls_requested_port = port
+        self._tls_server_context = server_context
+        self._tls_client_context = client_context
 
     async def start(self) -> None:
         if self._started:
@@ -239,8 +298,44 @@ class SipTransport:
             await self._bind_ephemeral()
         else:
             await self._bind(self._requested_port)
+        if self._tls_requested_port is not None:
+            try:
+                await self._bind_tls(self._tls_requested_port)
+            except BaseException:
+                self._started = False
+                self._close_listeners()
+                raise
         self._reaper = self._loop.create_task(self._reap_idle())
-        self._log.info("SIP listening on %s:%d (UDP and TCP)", self._host, self._port)
+        if self._tls_port is None:
+            self._log.info("SIP listening on %s:%d (UDP and TCP)", self._host, self._port)
+        else:
+            self._log.info(
+                "SIP listening on %s:%d (UDP and TCP) and %s:%d (TLS)",
+                self._host,
+                self._port,
+                self._host,
+                self._tls_port,
+            )
+
+    async def _bind_tls(self, port: int) -> None:
+        loop = self._loop
+        assert loop is not None
+        server = await loop.create_server(
+            lambda: _TcpConnection(self, inbound=True, kind=TLS),
+            self._host,
+            port,
+            ssl=self._tls_server_context,
+            ssl_handshake_timeout=TLS_HANDSHAKE_TIMEOUT,
+        )
+        self._tls_server = server
+        self._tls_port = int(server.sockets[0].getsockname()[1])
+
+    def _close_listeners(self) -> None:
+        if self._udp is not None:
+            self._udp.close()
+        for server in (self._server, self._tls_server):
+            if server is not None:
+                server.close()
 
     async def _bind_ephemeral(self) -> None:
         # The kernel picks a free UDP port; TCP must then get the same number, which
@@ -285,17 +380,15 @@ class SipTransport:
                 pending.task.cancel()
                 tasks.append(pending.task)
         self._pending.clear()
-        if self._udp is not None:
-            self._udp.close()
-        server = self._server
-        if server is not None:
-            server.close()
+        self._close_listeners()
         for conn in list(self._all_connections):
             conn.abort()
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        if server is not None:
+        for server in (self._server, self._tls_server):
+            if server is None:
+                continue
             # On Python 3.12+ wait_closed also waits for the connections, which were
             # aborted above; bound it anyway so stop() can never hang.
             with contextlib.suppress(TimeoutError):
@@ -318,8 +411,8 @@ class SipTransport:
         transport = dest.transport.upper()
         if transport == UDP:
             self._send_udp(data, dest)
-        elif transport == TCP:
-            self._send_tcp(data, dest)
+        elif transport in (TCP, TLS):
+            self._send_stream(data, dest, transport)
         else:
             self._log.warning("unsupported transport %s; dropping message to %s", transport, dest)
 
@@ -330,11 +423,16 @@ class SipTransport:
         except (OSError, ValueError) as exc:
             self._log.warning("UDP send to %s failed: %s", dest, exc)
 
-    def _send_tcp(self, data: bytes, dest: Address) -> None:
-        key = (_normalize_host(dest.host), dest.port)
+    def _send_stream(self, data: bytes, dest: Address, kind: str) -> None:
+        key = (kind, _normalize_host(dest.host), dest.port)
         conn = self._connections.get(key)
         if conn is not None and conn.usable:
             conn.write(data)
+            return
+        if kind == TLS and (self._tls_client_context is None or self._tls_server_context is None):
+            # With TLS off we have no business opening TLS connections; without a
+            # client context we could not verify whom we would be talking to.
+            self._log.warning("no TLS connection to %s and TLS is off; dropping message", dest)
             return
         pending = self._pending.get(key)
         if pending is None:
@@ -351,15 +449,29 @@ class SipTransport:
         loop = self._loop
         assert loop is not None
         dest = pending.dest
-        conn = _TcpConnection(self, inbound=False)
+        kind = key[0]
+        conn = _TcpConnection(self, inbound=False, kind=kind)
         try:
-            await asyncio.wait_for(
-                loop.create_connection(lambda: conn, dest.host, dest.port), CONNECT_TIMEOUT
-            )
+            if kind == TLS:
+                # The certificate must name the destination: its host name, or
+                # its IP address in a subjectAltName (RFC 5922 section 7.1).
+                connecting = loop.create_connection(
+                    lambda: conn,
+                    dest.host,
+                    dest.port,
+                    ssl=self._tls_client_context,
+                    server_hostname=dest.host.strip("[]"),
+                    ssl_handshake_timeout=TLS_HANDSHAKE_TIMEOUT,
+                )
+            else:
+                connecting = loop.create_connection(lambda: conn, dest.host, dest.port)
+            await asyncio.wait_for(connecting, CONNECT_TIMEOUT)
         except (OSError, TimeoutError) as exc:
-            # One log line per failed attempt, however many messages were waiting.
+            # One log line per failed attempt, however many messages were waiting
+            # (ssl.SSLError, a failed handshake or certificate check, is an OSError).
             self._log.warning(
-                "TCP connection to %s failed (%s); dropping %d message(s)",
+                "%s connection to %s failed (%s); dropping %d message(s)",
+                kind,
                 dest,
                 str(exc) or type(exc).__name__,
                 len(pending.queue),
@@ -370,7 +482,7 @@ class SipTransport:
                 del self._pending[key]
         if not conn.usable:
             # Refused or closed by the peer the moment it opened.
-            self._log.warning("TCP connection to %s closed at once; dropping messages", dest)
+            self._log.warning("%s connection to %s closed at once; dropping messages", kind, dest)
             return
         # Known under the address it was opened to as well as under its peer name,
         # so the next send to the same destination finds it.
@@ -415,14 +527,14 @@ class SipTransport:
         # them would only lose messages.  Both kinds count towards the cap.
         if conn.inbound and self.tcp_connection_count >= self.max_tcp_connections:
             self.tcp_connections_refused += 1
-            self._log.warning("too many TCP connections; refusing one")
+            self._log.warning("too many TCP and TLS connections; refusing one")
             conn.abort()
             return
-        key = _peer_key(conn.transport.get_extra_info("peername"))
+        key = _peer_key(conn.kind, conn.transport.get_extra_info("peername"))
         if key is None:
             conn.abort()
             return
-        conn.source = Address(TCP, key[0], key[1])
+        conn.source = Address(conn.kind, key[1], key[2])
         conn.keys.append(key)
         # The newest connection from a peer wins: an older one is usually half dead.
         self._connections[key] = conn
@@ -446,5 +558,5 @@ class SipTransport:
                     # Abort rather than close: after this long with nothing sent or
                     # received there is nothing worth flushing, and a peer that
                     # stopped reading would hold a graceful close open forever.
-                    self._log.debug("closing idle TCP connection %s", conn.source)
+                    self._log.debug("closing idle %s connection %s", conn.kind, conn.source)
                     conn.abort()
