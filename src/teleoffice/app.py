@@ -20,7 +20,7 @@ from typing import Any
 import uvicorn
 from sqlalchemy.orm import Session, sessionmaker
 
-from teleoffice.calls.engine import CallEngine, CallRecord, Party, PhoneTarget
+from teleoffice.calls.engine import CallEngine, CallLimits, CallRecord, Party, PhoneTarget
 from teleoffice.calls.locations import LocationKind
 from teleoffice.calls.presence import PresenceState
 from teleoffice.calls.registrar import (
@@ -37,6 +37,7 @@ from teleoffice.media.engine import MediaEngine
 from teleoffice.media.prompts import PromptLibrary
 from teleoffice.media.tones import ToneSet
 from teleoffice.portal import EventHub, PortalContext
+from teleoffice.portal.request_limit import RequestLimits, RequestRateLimit
 from teleoffice.portal.telephony import create_telephony_router
 from teleoffice.server.b2bua import B2bua
 from teleoffice.server.directory import Directory, Repos
@@ -44,9 +45,10 @@ from teleoffice.server.guard import AuthGuard, GuardLimits
 from teleoffice.server.metrics import build_registry
 from teleoffice.server.overload import LoadMonitor, OverloadLimits
 from teleoffice.server.presence_service import PresenceService
-from teleoffice.server.presence_sip import PresenceProviders, device_key
+from teleoffice.server.presence_sip import PresenceLimits, PresenceProviders, device_key
 from teleoffice.server.runner import SipRunner
 from teleoffice.server.sip_service import SipService
+from teleoffice.server.subscriptions import SubscriptionLimits
 from teleoffice.server.telephony import Telephony, TelephonyRepos
 from teleoffice.server.trunk_registration import TrunkRegistrations
 from teleoffice.server.voicemail_calls import VoicemailCalls
@@ -237,6 +239,12 @@ class Application:
             locate=lambda user: self.telephony.location_of(user.username),
             voicemail_number=settings.voicemail_number,
             has_mailbox=self._has_mailbox,
+            limits=CallLimits(
+                max_calls=settings.max_calls,
+                max_calls_per_user=settings.max_calls_per_user,
+                max_outside_calls_per_user=settings.max_outside_calls_per_user,
+            ),
+            allow_trunk_to_trunk=settings.allow_trunk_to_trunk,
         )
         self.b2bua = B2bua(
             engine=self.calls,
@@ -266,7 +274,7 @@ class Application:
             domain=settings.domain,
         )
         self.telephony.load()
-        self.hub = EventHub()
+        self.hub = EventHub(max_per_user=settings.max_portal_connections_per_user)
         self.presence = PresenceService(
             repo=PresenceRepo(self.sessions),
             users=UserRepo(self.sessions, realm=settings.realm),
@@ -297,6 +305,10 @@ class Application:
             local=Address("UDP", settings.sip_host, settings.sip_port),
             configured=self.directory.registering_trunks,
         )
+        subscription_limits = SubscriptionLimits(
+            max_per_account=settings.max_subscriptions_per_account,
+            max_total=settings.max_subscriptions,
+        )
         self.service = SipService(
             registrar=self.registrar,
             digest=self.digest,
@@ -308,6 +320,7 @@ class Application:
             trunk_registrations=self.trunk_registrations,
             counts=self.voicemail.counts,
             unsolicited=self._unsolicited_mwi,
+            mwi_limits=subscription_limits,
             presence=PresenceProviders(
                 model=self.presence.book,
                 dialogs_of=self.telephony.dialogs_of,
@@ -317,6 +330,7 @@ class Application:
                     username, self.hub.online_users(), time.time()
                 ),
                 on_registration=self._registration_changed,
+                limits=PresenceLimits(presence=subscription_limits, dialog=subscription_limits),
             ),
             guard=AuthGuard(
                 GuardLimits(
@@ -384,6 +398,11 @@ class Application:
             presence=self.presence,
         )
         self.http = create_http_app(registry=self.metrics, status=self.status, portal=self.portal)
+        # Outermost: a request over the rate is refused before any other work.
+        self.http.add_middleware(
+            RequestRateLimit,
+            limits=RequestLimits(rate=settings.api_rate_limit, burst=settings.api_rate_burst),
+        )
         self.http.include_router(create_telephony_router(self.telephony))
 
     def _count_sources(self, name: str, online: set[str], now: float) -> None:

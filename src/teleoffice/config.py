@@ -368,6 +368,81 @@ class Settings(BaseSettings):
             "sustained overload and is jittered so refused phones do not return together."
         ),
     )
+    # ---- limits (issue 9): each bounds what one client, user or flood can take ----
+    max_calls: int = Field(
+        default=2000,
+        ge=1,
+        description=(
+            "Calls up at once in the whole PBX; one more gets 503 (from SIP and the API). "
+            "Emergency numbers dialled from a phone are never refused."
+        ),
+    )
+    max_calls_per_user: int = Field(
+        default=100,
+        ge=1,
+        description=(
+            "Calls one user may have placed at once (from phones or the portal); one more "
+            "gets 403 Too Many Calls. Calls they receive are not counted, so outsiders "
+            "cannot use up a user's allowance."
+        ),
+    )
+    max_outside_calls_per_user: int = Field(
+        default=4,
+        ge=1,
+        description=(
+            "Calls through trunks one user may cause at once: dialled from a phone, the "
+            "portal or a transfer, or sent out by their forward. One more gets 403 Too Many "
+            "Outside Calls. Bounds what a stolen SIP password or a forward to a premium "
+            "number can cost (toll fraud)."
+        ),
+    )
+    allow_trunk_to_trunk: bool = Field(
+        default=False,
+        description=(
+            "Let calls that come in from a trunk go out through a trunk (a gateway between "
+            "carriers or branch offices). Off: they reach only users, else anyone who can "
+            "reach a trunk address relays calls at your cost. Relayed calls are checked "
+            "against the default restriction profile. A setting of the whole site rather "
+            "than of one trunk: trunks are recognised by address only, so relaying is a "
+            "decision about the network, made in the configuration file on purpose."
+        ),
+    )
+    max_subscriptions_per_account: int = Field(
+        default=200,
+        ge=1,
+        description=(
+            "SIP subscriptions (message waiting, presence, busy lamps) one phone account "
+            "may hold per event package; one more gets 403. A busy lamp field watches one "
+            "extension per key, and expansion modules have 100 keys and more."
+        ),
+    )
+    max_subscriptions: int = Field(
+        default=20_000,
+        ge=100,
+        description="SIP subscriptions per event package in total; one more gets 503.",
+    )
+    max_portal_connections_per_user: int = Field(
+        default=64,
+        ge=1,
+        description=(
+            "Live portal connections (the events WebSocket) one user may hold; one more "
+            "is closed at once with code 4409."
+        ),
+    )
+    api_rate_limit: float = Field(
+        default=50.0,
+        gt=0,
+        description=(
+            "REST API requests a second one session may make on average (the source "
+            "address gets four times as much); more get 429 with Retry-After. Logins "
+            "have their own, stricter limit."
+        ),
+    )
+    api_rate_burst: int = Field(
+        default=500,
+        ge=1,
+        description="REST API requests one session may make at once after a quiet spell.",
+    )
     log_level: LogLevel = Field(
         default="INFO",
         description="Least severe log level written (DEBUG, INFO, WARNING, ERROR, CRITICAL).",

@@ -545,7 +545,7 @@ def test_close_unfinished_calls_at_start(calls: CallLogRepo) -> None:
     for call_id in ("open1", "open2"):
         closed = calls.get(call_id)
         assert (closed.outcome, closed.ended_at, closed.ended_by) == (
-            CallOutcome.ENDED_BY_RESTART, restart, EndedBy.SYSTEM,
+            CallOutcome.ENDED_BY_RESTART, restart, EndedBy.RESTART,
         )  # fmt: skip
     assert calls.get("open2").duration == timedelta(minutes=10) - timedelta(seconds=3)
     assert calls.get("done") == done

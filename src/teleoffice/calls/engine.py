@@ -27,6 +27,24 @@ place every way of placing a call is to go through (forwards, transfers and
 click-to-dial, when they come, call it too).  Calls from trunks are not
 restricted: the caller is outside, and they can only reach users anyway.
 
+Toll fraud and call limits (issue 9)
+------------------------------------
+A call from a trunk may only reach users: a number that routes to a trunk is
+"not found", or the PBX would relay anyone who can reach its trunk address
+to the world at its owner's expense.  `allow_trunk_to_trunk` (a setting of
+the whole site, off by default) lifts this for sites that are a gateway
+between two carriers or branch offices; relayed calls are then checked
+against the `default` profile, since no user's profile applies to them.
+
+`CallLimits` bound what is up at once: calls in total (503 beyond: our
+capacity), calls one user places (403), and calls one user causes to leave
+through a trunk (403: the hole a stolen SIP password or a forward to a
+premium number opens).  An outside call is counted for the user who dials
+it (from a phone, the portal or a transfer) or whose forward sends it out;
+calls following a telecommuter to their number are not, since the line
+carries at most one call and one waiting (rule T6).  Emergency numbers
+dialled from a phone are never refused by a limit (rule T11).
+
 Forwarding and do-not-disturb (rules T5, T6, T9)
 -----------------------------------------------
 Every time a call reaches a user (the one dialled, or one it was forwarded to),
@@ -64,7 +82,7 @@ from __future__ import annotations
 
 import itertools
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from enum import Enum
 
@@ -450,6 +468,11 @@ class Call:
     # The mailbox whose voicemail the caller is connected to (answered by
     # teleoffice itself: no branch).
     local: str | None = None
+    # The user whose outside call this is (they dialled a number behind a
+    # trunk, or forwarded the call there), for `max_outside_calls_per_user`.
+    # Set when the outside leg is dialled, or when a call placed from the
+    # portal for an outside number is accepted (its callback rings first).
+    outside_by: str | None = None
 
     @property
     def id(self) -> str:
@@ -552,6 +575,38 @@ def _failure_of(status: int) -> _Failure:
 
 _UNAVAILABLE = _Failure(480, "Temporarily Unavailable", "unavailable", "system")
 
+# No username is empty, so the directory answers this one with the profile of
+# everybody without one of their own, `default`: the one relayed calls get.
+_NOBODY = ""
+
+
+@dataclass(frozen=True, slots=True)
+class CallLimits:
+    """How much may be up at once (see "Toll fraud and call limits" above).
+
+    The defaults leave room for any real office (a busy attendant has a few
+    calls; the load tests place 60 from one account) while bounding what one
+    stolen password can cost: 4 outside calls is a few lines' worth.  The
+    total stays below what the default RTP port range can carry (10,000 ports,
+    four per call), so a flood meets a clear 503 rather than media failures.
+    """
+
+    max_calls: int = 2000
+    max_calls_per_user: int = 100
+    max_outside_calls_per_user: int = 4
+
+    def __post_init__(self) -> None:
+        for name in ("max_calls", "max_calls_per_user", "max_outside_calls_per_user"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1")
+
+
+# SIP reason phrases of the refusals (short, as phones show them).
+_SIP_REASONS = {
+    "too_many_calls": "Too Many Calls",
+    "too_many_outside_calls": "Too Many Outside Calls",
+}
+
 Restrictions = Callable[[str], RestrictionProfile]
 Locate = Callable[[UserView], Location]
 
@@ -586,7 +641,12 @@ class CallEngine:
         locate: Locate | None = None,
         voicemail_number: str = "",
         has_mailbox: Callable[[str], bool] | None = None,
+        limits: CallLimits | None = None,
+        allow_trunk_to_trunk: bool = False,
     ) -> None:
+        self.limits = limits or CallLimits()
+        # Off unless the site says otherwise (module docstring: toll fraud).
+        self.allow_trunk_to_trunk = allow_trunk_to_trunk
         # Dialled by a user, this reaches their own mailbox ("" turns it off).
         self.voicemail_number = voicemail_number
         self.has_mailbox: Callable[[str], bool] = has_mailbox or (lambda username: False)
@@ -607,6 +667,94 @@ class CallEngine:
 
     def active_count(self) -> int:
         return len(self.calls)
+
+    def calls_placed_by(self, username: str, *, besides: str | None = None) -> int:
+        """Calls up that `username` placed (from a phone or the portal), not
+        counting call `besides`."""
+        return sum(
+            1
+            for call in self.calls.values()
+            if call.record.caller_user == username and not call.carrier_only and call.id != besides
+        )
+
+    def outside_calls_of(self, username: str, *, besides: str | None = None) -> int:
+        """Outside calls up that `username` caused (see `Call.outside_by`)."""
+        return sum(
+            1
+            for call in self.calls.values()
+            if call.outside_by == username and not call.carrier_only and call.id != besides
+        )
+
+    def _admission(
+        self,
+        username: str | None,
+        pending: Sequence[Origination] = (),
+        *,
+        besides: str | None = None,
+    ) -> Refusal | None:
+        """Whether one more call fits: in total, and for `username` if a user places it.
+
+        `pending` are calls the portal asked for whose media is still being
+        opened: the engine has not seen them yet, but they are coming.  Call
+        `besides` (the one being decided on) is not counted.
+        """
+        limits = self.limits
+        others = len(self.calls) - (besides in self.calls)
+        if others + len(pending) >= limits.max_calls:
+            return Refusal(
+                503,
+                "too_many_calls",
+                f"The system is at its limit of {limits.max_calls} calls at once; try again later",
+            )
+        if username is None:
+            return None
+        placed = self.calls_placed_by(username, besides=besides) + sum(
+            1 for plan in pending if plan.user.username == username
+        )
+        if placed >= limits.max_calls_per_user:
+            return Refusal(
+                403,
+                "too_many_calls",
+                f"You have {placed} calls up, the most allowed at once; end one first",
+            )
+        return None
+
+    def _outside_refusal(
+        self, username: str, *, besides: str | None = None, pending: Sequence[Origination] = ()
+    ) -> Refusal | None:
+        """Whether `username` may cause one more outside call (toll fraud guard)."""
+        limit = self.limits.max_outside_calls_per_user
+        count = self.outside_calls_of(username, besides=besides) + sum(
+            1 for plan in pending if plan.user.username == username and self._goes_outside(plan.to)
+        )
+        if count < limit:
+            return None
+        return Refusal(
+            403,
+            "too_many_outside_calls",
+            f"You have {count} outside calls up, the most allowed at once ({limit}); end one first",
+        )
+
+    def _goes_outside(self, dialled: str) -> bool:
+        return isinstance(route(dialled, from_trunk=False, directory=self.directory), ToTrunk)
+
+    def _refuse(self, call: Call, now: float, refusal: Refusal) -> list[Command]:
+        """End a call a limit refused, with a SIP status fit for a phone."""
+        self._note(call, refusal.message)
+        status = 503 if refusal.status == 503 else 403
+        reason = _SIP_REASONS.get(refusal.code, "Forbidden")
+        outcome = "failed" if status == 503 else "barred"
+        return self._end(call, now, status, reason, outcome=outcome, by="system")
+
+    def _emergency(self, caller: Caller, dialled: str) -> bool:
+        """Whether a phone dials one of its user's emergency numbers (rule T11)."""
+        if not caller.from_phone or caller.trunk is not None:
+            return False
+        found = route(dialled, from_trunk=False, directory=self.directory)
+        if not isinstance(found, ToTrunk):
+            return False
+        profile = self.restrictions(caller.user) if caller.user else DEFAULT_PROFILE
+        return found.number in profile.emergency
 
     # ---- inputs ---------------------------------------------------------------
 
@@ -631,6 +779,10 @@ class CallEngine:
                     outcome="barred",
                     by="system",
                 )
+        if not self._emergency(caller, dialled):
+            refusal = self._admission(caller.user, besides=call_id)
+            if refusal is not None:
+                return self._refuse(call, now, refusal)
         return self._place(call, now)
 
     def _open(self, call_id: str, caller: Caller, dialled: str, now: float) -> Call:
@@ -657,7 +809,8 @@ class CallEngine:
         caller, dialled = call.caller, call.record.dialled
         if self.voicemail_number and dialled == self.voicemail_number and caller.trunk is None:
             return self._voicemail_box(call, now)
-        found = route(dialled, from_trunk=caller.trunk is not None, directory=self.directory)
+        relaying = caller.trunk is not None and not self.allow_trunk_to_trunk
+        found = route(dialled, from_trunk=relaying, directory=self.directory)
         if isinstance(found, Unroutable):
             return self._end(
                 call, now, found.status, found.reason, outcome="not-found", by="system"
@@ -676,7 +829,8 @@ class CallEngine:
             if isinstance(verdict, Barred):
                 return self._bar(call, now, verdict)
             return self._reach_user(call, user, now)
-        identity = self._outside_identity(caller, found)
+        # A relayed outside caller is presented as themselves, as after a forward.
+        identity = caller.party if caller.trunk else self._outside_identity(caller, found)
         call.record = replace(
             call.record,
             direction=Direction.OUTBOUND,
@@ -688,6 +842,11 @@ class CallEngine:
         verdict = self._verdict(caller, found.number, internal=False)
         if isinstance(verdict, Barred):
             return self._bar(call, now, verdict)
+        if caller.user is not None and not self._emergency(caller, dialled):
+            refusal = self._outside_refusal(caller.user, besides=call.id)
+            if refusal is not None:
+                return self._refuse(call, now, refusal)
+            call.outside_by = caller.user
         branch = self._add_branch(call, TrunkTarget(found.trunk.name, found.number))
         return [
             Dial(call.id, branch.id, branch.target, identity, call.record.callee),
@@ -696,18 +855,25 @@ class CallEngine:
 
     # ---- calls the PBX places for a user (rule T4) ---------------------------------
 
-    def prepare_call(self, user: UserView, to: str, now: float) -> Refusal | Origination:
+    def prepare_call(
+        self, user: UserView, to: str, now: float, *, pending: Sequence[Origination] = ()
+    ) -> Refusal | Origination:
         """Everything that can refuse `POST /api/calls` before any SIP is sent.
 
         The restriction check comes first, exactly as if `user` dialled `to` from
         the desk (T4, T11): a barred number places no call at all, not even the
-        callback.  Then where the user is decides whom to ring first.
+        callback.  Then the call limits (`pending`: calls accepted a moment ago
+        that the engine has not seen yet, see `_admission`), then where the user
+        is decides whom to ring first.
         """
         if self.voicemail_number and to == self.voicemail_number:
             # One's own mailbox (T12: a telecommuter reaches it through the
             # callback); nothing leaves the building, nothing to restrict.
             if not user.voicemail:
                 return Refusal(409, "no_mailbox", "You have no mailbox")
+            admitted = self._admission(user.username, pending)
+            if admitted is not None:
+                return admitted
             return self._origination(user, to, Party(to, "Voicemail"), now)
         found = route(to, from_trunk=False, directory=self.directory)
         if isinstance(found, Unroutable):
@@ -721,6 +887,11 @@ class CallEngine:
             callee = Party(found.number)
         if isinstance(verdict, Barred):
             return Refusal(403, "barred", verdict.reason)
+        refusal = self._admission(user.username, pending)
+        if refusal is None and isinstance(found, ToTrunk):
+            refusal = self._outside_refusal(user.username, pending=pending)
+        if refusal is not None:
+            return refusal
         return self._origination(user, to, callee, now)
 
     def _origination(
@@ -773,6 +944,10 @@ class CallEngine:
         call = self._open(call_id, caller, plan.to, now)
         call.origin = OriginPhase.CALLBACK
         call.a_line = plan.line
+        if self._goes_outside(plan.to):
+            # Counted from now on, while the callback rings, so that calls
+            # asked for in a burst cannot all pass `prepare_call`.
+            call.outside_by = user.username
         where = (
             f"callback to {plan.target.number}"
             if isinstance(plan.target, TrunkTarget)
@@ -1034,9 +1209,15 @@ class CallEngine:
         return check(self.restrictions(username), number, from_phone=from_phone, internal=internal)
 
     def _verdict(self, caller: Caller, number: str, *, internal: bool) -> Verdict | None:
-        if caller.user is None:
-            return None  # from a trunk: not ours to restrict
-        return self.may_dial(caller.user, number, internal=internal, from_phone=caller.from_phone)
+        if caller.user is not None:
+            return self.may_dial(
+                caller.user, number, internal=internal, from_phone=caller.from_phone
+            )
+        if caller.trunk is not None and not internal:
+            # Relayed from one trunk to another (only with allow_trunk_to_trunk):
+            # no user's profile applies, so everybody's default does.
+            return check(self.restrictions(_NOBODY), number, from_phone=False, internal=False)
+        return None  # from a trunk to a user: not ours to restrict
 
     def _bar(self, call: Call, now: float, verdict: Barred) -> list[Command]:
         # 403 (RFC 3261 section 21.4.4): understood, and refused; the reason phrase
@@ -1123,6 +1304,10 @@ class CallEngine:
             verdict = self.may_dial(username, found.number, internal=False, from_phone=False)
         if isinstance(verdict, Barred):
             return Refusal(403, "barred", verdict.reason)
+        if isinstance(found, ToTrunk):
+            refusal = self._outside_refusal(username, besides=call_id)
+            if refusal is not None:
+                return refusal
         identity = call.caller.party if party == A_LEG else call.record.callee
         party_inside = call.caller.trunk is None if party == A_LEG else call.record.trunk is None
         if isinstance(found, ToTrunk) and party_inside:
@@ -1137,6 +1322,8 @@ class CallEngine:
                 return single
             target, target_line = single
         commands: list[Command] = [Hangup(call_id, user_leg)]
+        if isinstance(found, ToTrunk):
+            call.outside_by = username  # the user sends the party out, and pays
         if line is not None:
             del self.lines[line.user]
             call.on_line = None
@@ -1641,6 +1828,15 @@ class CallEngine:
             verdict = self.may_dial(user.username, found.number, internal=False, from_phone=False)
         if isinstance(verdict, Barred):
             return self._refuse_forward(call, number, verdict.reason, now, failure, user=user)
+        if isinstance(found, ToTrunk):
+            # Each call forwarded out is an outside call of the forwarding user:
+            # a forward to a premium number cannot be flooded with calls.
+            refusal = self._outside_refusal(user.username, besides=call.id)
+            if refusal is not None:
+                return self._refuse_forward(
+                    call, number, "too many outside calls", now, failure, user=user
+                )
+            call.outside_by = user.username
         commands: list[Command] = [StopTimer(call.id, TimerName.NO_ANSWER)]
         call.stage += 1
         call.diversions = (

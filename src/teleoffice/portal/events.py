@@ -9,6 +9,9 @@ user's current state from the composition root's snapshot, so a reconnecting
 client is up to date at once (rule T8); then come the events published for the
 user.
 
+A user holds at most the hub's `max_per_user` connections; one more is
+accepted and closed at once with code 4409 (see `hub.CLOSE_TOO_MANY`).
+
 Keepalive: the server sends `{"type": "ping"}` every `ping_interval` seconds
 and expects any message back (`{"type": "pong"}` is the polite one) within two
 intervals, else it closes with 4408. Clients may send `{"type": "ping"}` and
@@ -40,10 +43,12 @@ from teleoffice.portal.deps import (
 from teleoffice.portal.hub import (
     CLOSE_INTERNAL,
     CLOSE_NO_PONG,
+    CLOSE_TOO_MANY,
     CLOSE_UNAUTHENTICATED,
     Close,
     EventHub,
     Subscription,
+    TooManyConnections,
     encode_event,
 )
 
@@ -141,7 +146,12 @@ async def events(websocket: WebSocket, context: ContextDep) -> None:
     username, token = who
     # Subscribe before taking the snapshot: an event in between then arrives
     # after the state it changes instead of being lost.
-    subscription = context.hub.subscribe(username, token=token)
+    try:
+        subscription = context.hub.subscribe(username, token=token)
+    except TooManyConnections as exc:
+        log.warning("portal connection of %r refused: %s", username, exc)
+        await websocket.close(CLOSE_TOO_MANY, "too many connections")
+        return
     try:
         try:
             hello = encode_event(

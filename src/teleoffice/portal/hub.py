@@ -14,6 +14,11 @@ and `disconnect` may be called from that loop (the SIP side) or from any
 other thread (the REST handlers, which run in a threadpool); from elsewhere
 they hand the work to the loop with `call_soon_threadsafe`, as asyncio queues
 are not thread-safe.
+
+A user may hold at most `max_per_user` connections: each costs a queue and a
+keepalive that checks the session every interval, and one stolen token must
+not be able to open thousands.  The connection over the limit is refused
+(the ones open keep working); real users have a few tabs and devices.
 """
 
 from __future__ import annotations
@@ -33,8 +38,20 @@ CLOSE_UNAUTHENTICATED: Final = 4401  # no or bad token, expired or revoked sessi
 CLOSE_FELL_BEHIND: Final = 4429  # the client did not read its events fast enough
 CLOSE_NO_PONG: Final = 4408  # the client stopped answering pings
 CLOSE_INTERNAL: Final = 1011  # the server could not build the client's state
+# The user has `max_per_user` connections open already; reconnecting at once
+# would only be refused again (close another tab first).
+CLOSE_TOO_MANY: Final = 4409
 
 DEFAULT_QUEUE_SIZE: Final = 256
+DEFAULT_MAX_PER_USER: Final = 64
+
+
+class TooManyConnections(Exception):
+    """The user already holds the most connections allowed."""
+
+    def __init__(self, username: str, limit: int) -> None:
+        super().__init__(f"{username} has {limit} portal connections open, the most allowed")
+        self.limit = limit
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,15 +129,21 @@ class Subscription:
 class EventHub:
     """Fans events out to the WebSocket connections of the users concerned."""
 
-    def __init__(self, *, queue_size: int = DEFAULT_QUEUE_SIZE) -> None:
+    def __init__(
+        self, *, queue_size: int = DEFAULT_QUEUE_SIZE, max_per_user: int = DEFAULT_MAX_PER_USER
+    ) -> None:
         if queue_size < 1:
             raise ValueError("queue_size must be at least 1")
+        if max_per_user < 1:
+            raise ValueError("max_per_user must be at least 1")
         self.queue_size = queue_size
+        self.max_per_user = max_per_user
         self._lock = threading.Lock()
         self._by_user: dict[str, list[Subscription]] = {}
 
     def subscribe(self, username: str, *, token: str | None = None) -> Subscription:
-        """A new connection for `username`; call from the event loop that serves it."""
+        """A new connection for `username`; call from the event loop that serves it.
+        `TooManyConnections` when the user has `max_per_user` open already."""
         subscription = Subscription(
             username=username,
             token=token,
@@ -128,7 +151,10 @@ class EventHub:
             queue=asyncio.Queue(maxsize=self.queue_size),
         )
         with self._lock:
-            self._by_user.setdefault(username, []).append(subscription)
+            subs = self._by_user.setdefault(username, [])
+            if len(subs) >= self.max_per_user:
+                raise TooManyConnections(username, self.max_per_user)
+            subs.append(subscription)
         return subscription
 
     def unsubscribe(self, subscription: Subscription) -> None:

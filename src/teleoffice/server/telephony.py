@@ -26,6 +26,7 @@ from teleoffice.calls.engine import (
     Direction,
     Feature,
     FeatureName,
+    Origination,
     Party,
     Refusal,
 )
@@ -313,7 +314,7 @@ class Telephony:
         view = self.directory.user_view(username)
         if view is None:
             raise TelephonyError(404, "not_found", f"no user {username!r}")
-        plan = self.engine.prepare_call(view, to, self.clock())
+        plan = self.engine.prepare_call(view, to, self.clock(), pending=self._pending_calls())
         if isinstance(plan, Refusal):
             raise TelephonyError.of(plan)
         now = self.clock()
@@ -337,6 +338,17 @@ class Telephony:
         )
         self.poke()
         return call_id
+
+    def _pending_calls(self) -> list[Origination]:
+        """Calls placed from the portal that wait for their media: the engine
+        has not seen them yet, but the call limits must count them, or a burst
+        of requests would all pass."""
+        engine_calls = self.engine.calls
+        return [
+            legs.origin
+            for legs in self.b2bua.calls.values()
+            if legs.origin is not None and not legs.ended and legs.call_id not in engine_calls
+        ]
 
     def hang_up(self, username: str, call_id: str) -> None:
         legs = self.b2bua.calls.get(call_id)

@@ -1213,14 +1213,18 @@ class CallOutcome(enum.StrEnum):
     NOT_FOUND = "not-found"
     UNAVAILABLE = "unavailable"
     FAILED = "failed"
-    BARRED = "barred"  # refused by dialling restrictions
+    DECLINED = "declined"  # the called phone turned it down (603)
+    BARRED = "barred"  # refused by dialling restrictions or a call limit
     ENDED_BY_RESTART = "ended-by-restart"  # still open when the server stopped
 
 
 class EndedBy(enum.StrEnum):
     CALLER = "caller"
     CALLEE = "callee"
-    SYSTEM = "system"
+    SYSTEM = "system"  # teleoffice ended it (a timeout, a refusal, the portal)
+    # The process that carried the call stopped (a crash, kill -9, a power cut)
+    # and the next one found the call still open: nobody hung up, the PBX died.
+    RESTART = "restart"
 
 
 @dataclass(frozen=True, slots=True)
@@ -1430,7 +1434,12 @@ class CallLogRepo:
         """Mark every call without an end as ended by a restart; returns how many.
 
         Run at server start: calls live in memory and were cut when the previous
-        process stopped, so any open row is a call that ended then.
+        process stopped, so any open row is a call that ended then.  `now` is
+        the end recorded: the moment the previous process died is not known
+        (its last write could be minutes older than its death), and the restart
+        is the one time that is certainly not before the call's end.  With one
+        process per database this is safe; nodes sharing a database must not
+        close each other's calls, so a cluster will scope this by node.
         """
         if now.tzinfo is None:
             raise InvalidInput("now must be a timezone-aware time")
@@ -1441,7 +1450,7 @@ class CallLogRepo:
                 .values(
                     ended_at=now,
                     outcome=str(CallOutcome.ENDED_BY_RESTART),
-                    ended_by=str(EndedBy.SYSTEM),
+                    ended_by=str(EndedBy.RESTART),
                 )
             )
             return _rowcount(result)
