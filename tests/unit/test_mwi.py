@@ -90,7 +90,7 @@ class Bench(NotifierBench):
         self.mwi = self.notifier = MessageWaiting(
             transactions=self.tx,
             respond=self.tx.send_response,
-            local=lambda: LOCAL,
+            local=lambda peer: LOCAL,
             domain="pbx.test",
             mailbox_of=self.world.mailbox_of,
             contacts=lambda account, now: [

@@ -95,7 +95,7 @@ class Bench(NotifierBench):
         self.agent = self.notifier = PresenceAgent(
             transactions=self.tx,
             respond=self.tx.send_response,
-            local=lambda: LOCAL,
+            local=lambda peer: LOCAL,
             domain="pbx.test",
             model=self.book,
             dialogs_of=self.world.dialogs_of,

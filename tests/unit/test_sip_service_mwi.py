@@ -64,7 +64,7 @@ def subscribe_bytes(
     branch = f"z9hG4bKs{next(_ids)}"
     lines = [
         f"SUBSCRIBE sip:{user}@127.0.0.1 SIP/2.0",
-        f"Via: SIP/2.0/UDP {source.host}:{source.port};branch={branch};rport",
+        f"Via: SIP/2.0/{source.transport} {source.host}:{source.port};branch={branch};rport",
         "Max-Forwards: 70",
         f"From: <sip:{user}@127.0.0.1>;tag=ph{user}",
         f"To: <sip:{user}@127.0.0.1>" + (f";tag={to_tag}" if to_tag else ""),
@@ -180,6 +180,22 @@ def test_subscribe_is_challenged_then_accepted_with_an_immediate_notify() -> Non
     )
     assert service.mwi.count() == 1
     assert service.counters.responses_sent[200] == 1
+
+
+def test_a_phone_on_tls_gets_our_tls_port_in_via_and_contact() -> None:
+    # TLS listens on a port of its own: a NOTIFY's Via sent-by and Contact must
+    # name it (RFC 3261 section 18.2.1), or the phone answers to the UDP port.
+    service, _ = make()
+    service.b2bua.tls_port = 5061
+    tls_phone = Address("TLS", "127.0.0.1", 40123)
+    answer, [notify] = subscribe(service, source=tls_phone)
+    assert answer.status == 200
+    [contact] = answer.contacts
+    assert (contact.sip_uri.port, contact.sip_uri.param("transport")) == (5061, "tls")
+    via = notify.top_via
+    assert (via.transport, via.host, via.port) == ("TLS", "127.0.0.1", 5061)
+    [notify_contact] = notify.contacts
+    assert notify_contact.sip_uri.port == 5061
 
 
 def test_old_messages_only_leave_the_lamp_off() -> None:

@@ -57,7 +57,7 @@ class GaugeNotifier(Notifier[Seen]):
             content_type="text/plain",
             transactions=tx,
             respond=tx.send_response,
-            local=lambda: LOCAL,
+            local=lambda peer: LOCAL,
             limits=limits,
         )
         self.gauges = gauges

@@ -1474,6 +1474,10 @@ class B2bua:
         except LocalProtocolError as exc:
             log.debug("could not send %s: %s", response.status, exc)
 
+    def local_toward(self, peer: Address) -> Address:
+        """Our address as `peer` should see it in Via and Contact."""
+        return Address(peer.transport, self.local.host, self.local_port_for(peer))
+
     def local_port_for(self, peer: Address) -> int:
         """Our port for a transport: TLS listens on a port of its own."""
         if peer.transport.upper() == "TLS" and self.tls_port is not None:

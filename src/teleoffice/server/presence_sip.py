@@ -259,7 +259,7 @@ class _WatchNotifier(Notifier[Watch]):
         content_type: str,
         transactions: TransactionLayer,
         respond: Respond,
-        local: Callable[[], Address],
+        local: Callable[[Address], Address],
         limits: SubscriptionLimits,
         directory: Directory,
     ) -> None:
@@ -318,7 +318,7 @@ class PresenceNotifier(_WatchNotifier):
         model: PresenceModel,
         transactions: TransactionLayer,
         respond: Respond,
-        local: Callable[[], Address],
+        local: Callable[[Address], Address],
         limits: SubscriptionLimits,
         directory: Directory,
     ) -> None:
@@ -362,7 +362,7 @@ class DialogNotifier(_WatchNotifier):
         partial: bool,
         transactions: TransactionLayer,
         respond: Respond,
-        local: Callable[[], Address],
+        local: Callable[[Address], Address],
         limits: SubscriptionLimits,
         directory: Directory,
     ) -> None:
@@ -417,7 +417,7 @@ class PresenceAgent:
         *,
         transactions: TransactionLayer,
         respond: Respond,
-        local: Callable[[], Address],
+        local: Callable[[Address], Address],
         domain: str,
         model: PresenceModel,
         dialogs_of: DialogsOf,

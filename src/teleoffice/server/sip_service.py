@@ -153,7 +153,7 @@ class SipService:
         self.mwi = MessageWaiting(
             transactions=transactions,
             respond=self._respond,
-            local=lambda: b2bua.local,
+            local=b2bua.local_toward,
             domain=b2bua.domain,
             mailbox_of=mailbox_of if mailbox_of is not None else self._identity_mailbox,
             contacts=registrar.lookup,
@@ -169,7 +169,7 @@ class SipService:
             self.presence = PresenceAgent(
                 transactions=transactions,
                 respond=self._respond,
-                local=lambda: b2bua.local,
+                local=b2bua.local_toward,
                 domain=b2bua.domain,
                 model=presence.model,
                 dialogs_of=presence.dialogs_of,

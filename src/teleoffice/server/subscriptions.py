@@ -204,7 +204,7 @@ class Notifier(ABC, Generic[S]):
         content_type: str,
         transactions: TransactionLayer,
         respond: Respond,
-        local: Callable[[], Address],
+        local: Callable[[Address], Address],
         limits: SubscriptionLimits | None = None,
         counters: SubscriptionCounters | None = None,
     ) -> None:
@@ -214,7 +214,8 @@ class Notifier(ABC, Generic[S]):
         self.allow_events = package
         self.tx = transactions
         self.respond = respond
-        # A callable: the SIP port is known only once the socket is bound.
+        # Our address toward a peer: a callable, since the SIP port is known only
+        # once the socket is bound, and TLS listens on a port of its own.
         self.local = local
         self.limits = limits or SubscriptionLimits()
         self.counters = counters if counters is not None else SubscriptionCounters()
@@ -556,13 +557,13 @@ class Notifier(ABC, Generic[S]):
     # ---- addresses ----------------------------------------------------------------
 
     def _via(self, peer: Address) -> Via:
-        local = self.local()
+        local = self.local(peer)
         return Via(
             peer.transport, local.host, local.port, (("branch", new_branch()), ("rport", None))
         )
 
     def _contact(self, peer: Address) -> NameAddr:
-        local = self.local()
+        local = self.local(peer)
         params = (("transport", peer.transport.lower()),) if peer.transport != "UDP" else ()
         return NameAddr(SipUri(host=local.host, port=local.port, user="teleoffice", params=params))
 
