@@ -15,7 +15,8 @@ if [ "${1:-run}" = "test" ]; then
     # sip-tester = sipp; baresip-core = a real softphone for end-to-end tests;
     # postgresql = the server whose initdb and postgres (/usr/lib/postgresql/N/bin)
     # start a throwaway cluster for the database tests (tests/pg.py).
-    want+=(sip-tester baresip-core postgresql)
+    # chromium = the browser the portal's Playwright tests drive (tests/browser).
+    want+=(sip-tester baresip-core postgresql chromium)
 fi
 
 missing=()

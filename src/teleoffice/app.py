@@ -37,6 +37,7 @@ from teleoffice.media.engine import MediaEngine
 from teleoffice.media.prompts import PromptLibrary
 from teleoffice.media.tones import ToneSet
 from teleoffice.portal import EventHub, PortalContext
+from teleoffice.portal.admin_live import LiveSources, attach_live
 from teleoffice.portal.request_limit import RequestLimits, RequestRateLimit
 from teleoffice.portal.telephony import create_telephony_router
 from teleoffice.server.b2bua import B2bua
@@ -404,6 +405,20 @@ class Application:
             limits=RequestLimits(rate=settings.api_rate_limit, burst=settings.api_rate_burst),
         )
         self.http.include_router(create_telephony_router(self.telephony))
+        # The administrators' view of the running PBX (read on the loop's thread).
+        attach_live(
+            self.http,
+            LiveSources(
+                bindings=self.registrar.lookup,
+                calls=self.telephony.live_calls,
+                telecommuters=self.telephony.telecommuters,
+                occupant=self.telephony.occupant,
+                trunk_states=lambda: {
+                    name: state.value for name, state in self.trunk_registrations.states().items()
+                },
+                clock=clock,
+            ),
+        )
 
     def _count_sources(self, name: str, online: set[str], now: float) -> None:
         """How `name` can be reached besides their publications: a portal open,

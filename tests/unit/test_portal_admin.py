@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from teleoffice.store import Sessions
-from tests.unit.portal_kit import Portal, error_of, open_portal
+from tests.unit.portal_kit import PASSWORDS, Portal, error_of, open_portal
 
 
 @pytest.fixture
@@ -20,25 +20,71 @@ def admin(portal: Portal) -> dict[str, str]:
     return portal.as_user("admin")
 
 
+# Every administrator route, as (method, path template): a new one must be added
+# here, and so is checked for 401 and 403 below.
+ADMIN_OPERATIONS = {
+    ("GET", "/api/admin/users"),
+    ("POST", "/api/admin/users"),
+    ("GET", "/api/admin/users/{username}"),
+    ("PATCH", "/api/admin/users/{username}"),
+    ("DELETE", "/api/admin/users/{username}"),
+    ("POST", "/api/admin/users/{username}/password"),
+    ("GET", "/api/admin/users/{username}/voicemail"),
+    ("PATCH", "/api/admin/users/{username}/voicemail"),
+    ("GET", "/api/admin/restrictions"),
+    ("POST", "/api/admin/restrictions"),
+    ("GET", "/api/admin/restrictions/{name}"),
+    ("PATCH", "/api/admin/restrictions/{name}"),
+    ("DELETE", "/api/admin/restrictions/{name}"),
+    ("POST", "/api/admin/restrictions/{name}/check"),
+    ("GET", "/api/admin/trunks"),
+    ("POST", "/api/admin/trunks"),
+    ("GET", "/api/admin/trunks/{name}"),
+    ("PATCH", "/api/admin/trunks/{name}"),
+    ("DELETE", "/api/admin/trunks/{name}"),
+    ("GET", "/api/admin/phones"),
+    ("GET", "/api/admin/phones/{account}"),
+    ("GET", "/api/admin/live"),
+}
+
+
 def admin_operations(portal: Portal) -> list[tuple[str, str]]:
     paths = portal.client.get("/openapi.json").json()["paths"]
-    return [
-        (method.upper(), path.replace("{username}", "bob").replace("{name}", "default"))
+    found = {
+        (method.upper(), path)
         for path, item in paths.items()
         if path.startswith("/api/admin/")
         for method in item
+    }
+    assert found == ADMIN_OPERATIONS
+    return [
+        (
+            method,
+            path.replace("{username}", "bob")
+            .replace("{name}", "default")
+            .replace("{account}", "202"),
+        )
+        for method, path in sorted(found)
     ]
 
 
 def test_admin_endpoints_are_forbidden_to_other_users(portal: Portal) -> None:
-    operations = admin_operations(portal)
-    assert len(operations) == 10
-    for method, path in operations:
+    before = (portal.users.list_users(), portal.context.restrictions.list_profiles())
+    for method, path in admin_operations(portal):
         response = portal.client.request(
             method, path, json={"display_name": "x"}, headers=portal.as_user("alice")
         )
         assert response.status_code == 403, (method, path)
         assert error_of(response)["code"] == "forbidden"
+    assert (portal.users.list_users(), portal.context.restrictions.list_profiles()) == before
+
+
+def test_admin_endpoints_need_a_login(portal: Portal) -> None:
+    for method, path in admin_operations(portal):
+        for headers in ({}, {"Authorization": "Bearer not-a-token"}):
+            response = portal.client.request(method, path, json={}, headers=headers)
+            assert response.status_code == 401, (method, path)
+            assert error_of(response)["code"] == "unauthenticated"
     assert portal.users.get("bob").display_name == "bob"
 
 
@@ -339,3 +385,93 @@ def test_bad_profile_patches_change_nothing(portal: Portal, admin: dict[str, str
     assert portal.context.restrictions.get("default") == before
     missing = portal.client.patch("/api/admin/restrictions/nope", json={}, headers=admin)
     assert missing.status_code == 404
+
+
+def test_check_a_number_against_a_profile(portal: Portal, admin: dict[str, str]) -> None:
+    profile = {"name": "local", "allowed": ["internal", "0Z."], "barred": ["0900.=premium"]}
+    assert (
+        portal.client.post("/api/admin/restrictions", json=profile, headers=admin).status_code
+        == 201
+    )
+
+    def check(body: dict[str, object]) -> dict[str, object]:
+        response = portal.client.post(
+            "/api/admin/restrictions/local/check", json=body, headers=admin
+        )
+        assert response.status_code == 200, response.text
+        return dict(response.json())
+
+    national = check({"number": "0301234567"})
+    assert national["allowed"] is True
+    premium = check({"number": "09001234"})
+    assert premium["allowed"] is False
+    assert "premium" in str(premium["reason"])
+    assert check({"number": "0044123", "from_phone": True})["allowed"] is False
+    assert check({"number": "112", "from_phone": True})["allowed"] is True
+    assert check({"number": "112", "from_phone": False})["allowed"] is False
+    assert check({"number": "202", "internal": True})["allowed"] is True
+    missing = portal.client.post(
+        "/api/admin/restrictions/nope/check", json={"number": "1"}, headers=admin
+    )
+    assert missing.status_code == 404
+    bad = portal.client.post(
+        "/api/admin/restrictions/local/check", json={"number": "12ab"}, headers=admin
+    )
+    assert bad.status_code == 422
+    assert error_of(bad)["message"].startswith("number:")
+
+
+# --- portal passwords ---------------------------------------------------------------
+
+
+def test_reset_a_password_to_a_generated_one(portal: Portal, admin: dict[str, str]) -> None:
+    bob = portal.as_user("bob")
+    response = portal.client.post("/api/admin/users/bob/password", json={}, headers=admin)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["username"] == "bob"
+    generated = body["password"]
+    assert isinstance(generated, str)
+    assert len(generated) >= 12
+    # The old session is over, the old password no longer works, the new one does.
+    assert portal.client.get("/api/me", headers=bob).status_code == 401
+    old = portal.client.post("/api/login", json={"username": "bob", "password": PASSWORDS["bob"]})
+    assert old.status_code == 401
+    assert portal.login("bob", generated)
+    # Two resets give two different passwords.
+    again = portal.client.post("/api/admin/users/bob/password", json={}, headers=admin)
+    assert again.json()["password"] != generated
+
+
+def test_reset_a_password_to_a_given_one(portal: Portal, admin: dict[str, str]) -> None:
+    # carol had no portal password at all: a reset lets her log in.
+    assert portal.users.get("carol").has_password is False
+    response = portal.client.post(
+        "/api/admin/users/carol/password", json={"password": "carols-new-pass"}, headers=admin
+    )
+    assert response.status_code == 200
+    assert response.json() == {"username": "carol", "password": None}
+    assert "carols-new-pass" not in response.text
+    assert portal.login("carol", "carols-new-pass")
+
+
+@pytest.mark.parametrize(
+    ("username", "body", "status"),
+    [
+        ("bob", {"password": "short"}, 422),
+        ("bob", {"password": 12345678}, 422),
+        ("bob", {"password": "long-enough", "extra": 1}, 422),
+        ("nobody", {}, 404),
+        ("admin", {}, 409),  # their own: PUT /api/me/password, with the current one
+    ],
+)
+def test_refused_password_resets_change_nothing(
+    portal: Portal, admin: dict[str, str], username: str, body: dict[str, object], status: int
+) -> None:
+    bob = portal.as_user("bob")
+    response = portal.client.post(f"/api/admin/users/{username}/password", json=body, headers=admin)
+    assert response.status_code == status, response.text
+    error_of(response)
+    assert portal.client.get("/api/me", headers=bob).status_code == 200
+    assert portal.client.get("/api/me", headers=admin).status_code == 200
+    assert portal.login("bob", PASSWORDS["bob"])

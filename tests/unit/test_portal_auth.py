@@ -5,14 +5,16 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 from prometheus_client import CollectorRegistry
 
 from teleoffice.http.app import create_http_app
 from teleoffice.portal import LoginLimiter, LoginLimits
-from teleoffice.portal.deps import DEFAULT_TOKEN_TTL, SESSION_COOKIE
+from teleoffice.portal.deps import CSRF_HEADER, CSRF_VALUE, DEFAULT_TOKEN_TTL, SESSION_COOKIE
 from teleoffice.portal.ratelimit import RateLimited, SlidingWindow
+from teleoffice.portal.ui import STATIC_DIR
 from teleoffice.store import Sessions
 from tests.unit.portal_kit import PASSWORDS, START, Portal, error_of, open_portal
 
@@ -187,8 +189,9 @@ def test_cookie_writes_from_another_site_are_refused(portal: Portal) -> None:
     assert portal.users.get("alice").dnd is False
     # Reading is harmless (the browser does not show another site the answer).
     assert portal.client.get("/api/me", headers=evil).status_code == 200
-    # Our own pages may write; so may any client with a bearer token.
-    same = {"Origin": "http://testserver"}
+    # Our own pages may write (they send the CSRF header); so may any client
+    # with a bearer token.
+    same = {"Origin": "http://testserver", CSRF_HEADER: CSRF_VALUE}
     assert (
         portal.client.patch("/api/me/settings", json={"dnd": True}, headers=same).status_code == 200
     )
@@ -373,3 +376,182 @@ def test_expiry_in_the_response_matches_the_clock(portal: Portal) -> None:
     assert expires - datetime.fromtimestamp(START + 3600, expires.tzinfo) == timedelta(
         seconds=DEFAULT_TOKEN_TTL
     )
+
+
+@pytest.mark.parametrize("headers", [{}, {"Origin": "http://testserver"}, {CSRF_HEADER: "0"}])
+def test_cookie_writes_without_the_csrf_header_are_refused(
+    portal: Portal, headers: dict[str, str]
+) -> None:
+    portal.client.post("/api/login", json={"username": "alice", "password": "alice-secret"})
+    response = portal.client.patch("/api/me/settings", json={"dnd": True}, headers=headers)
+    assert response.status_code == 403
+    assert error_of(response)["code"] == "csrf"
+    assert CSRF_HEADER in error_of(response)["message"]
+    assert portal.users.get("alice").dnd is False
+    # Logging out is a write too: a page of another site must not end the session.
+    assert portal.client.post("/api/logout", headers=headers).status_code == 403
+    assert portal.client.get("/api/me").status_code == 200
+    assert portal.client.post("/api/logout", headers={CSRF_HEADER: CSRF_VALUE}).status_code == 204
+
+
+# --- hardening (issue 9): CSRF on every write, limits, expiry, headers ----------------
+
+
+def _writes(portal: Portal) -> list[tuple[str, str]]:
+    return [(m, p) for m, p in protected_routes(portal) if m not in ("GET", "HEAD", "OPTIONS")]
+
+
+def _directory_state(portal: Portal) -> object:
+    context = portal.context
+    return (
+        context.users.list_users(),
+        context.restrictions.list_profiles(),
+        [context.telecommuter.saved_numbers(name) for name in ("admin", "alice", "bob")],
+    )
+
+
+@pytest.mark.parametrize(
+    ("headers", "code"),
+    [
+        ({"Origin": "https://evil.example", CSRF_HEADER: CSRF_VALUE}, "cross_site"),
+        ({"Origin": "http://testserver.evil.example", CSRF_HEADER: CSRF_VALUE}, "cross_site"),
+        ({"Origin": "http://testserver:8443", CSRF_HEADER: CSRF_VALUE}, "cross_site"),
+        # What sandboxed frames and some redirects send.
+        ({"Origin": "null", CSRF_HEADER: CSRF_VALUE}, "cross_site"),
+        ({"Origin": "http://testserver"}, "csrf"),
+    ],
+    ids=["other-site", "look-alike-host", "other-port", "null-origin", "no-csrf-header"],
+)
+def test_cookie_writes_to_every_route_need_our_origin_and_header(
+    portal: Portal, headers: dict[str, str], code: str
+) -> None:
+    """A page of another site can make the browser send the session cookie; no
+    write through the API may come of it, on any route (the administrator's
+    cookie, so the admin routes are reached too)."""
+    writes = _writes(portal)
+    assert len(writes) >= 15
+    portal.client.post("/api/login", json={"username": "admin", "password": PASSWORDS["admin"]})
+    before = _directory_state(portal)
+    for method, path in writes:
+        response = portal.client.request(method, path, json={}, headers=headers)
+        assert response.status_code == 403, (method, path, response.text)
+        assert error_of(response)["code"] == code, (method, path)
+    assert _directory_state(portal) == before
+    # The session itself survived every attempt (logout included).
+    assert portal.client.get("/api/me").json()["username"] == "admin"
+
+
+def test_the_username_limit_ignores_the_spelling_of_the_name(sessions: Sessions) -> None:
+    limits = LoginLimits(username_failures=3, address_attempts=100)
+    for portal in open_portal(sessions, limiter=LoginLimiter(limits)):
+        for name in ("ALICE", "Alice", "aLiCe"):
+            wrong = portal.client.post("/api/login", json={"username": name, "password": "x"})
+            assert wrong.status_code == 401
+        right = {"username": "alice", "password": PASSWORDS["alice"]}
+        limited = portal.client.post("/api/login", json=right)
+        assert limited.status_code == 429
+        assert int(limited.headers["retry-after"]) > 0
+
+
+def test_password_checks_running_at_once_are_bounded(sessions: Sessions) -> None:
+    """argon2 costs memory: when every check slot stays taken, a login is
+    turned away with 503 and Retry-After instead of queueing without bound."""
+    limiter = LoginLimiter(LoginLimits(concurrent_checks=1, check_wait=0.05))
+    for portal in open_portal(sessions, limiter=limiter):
+        right = {"username": "alice", "password": PASSWORDS["alice"]}
+        with limiter.password_check():  # the one slot, taken by "another login"
+            busy = portal.client.post("/api/login", json=right)
+        assert busy.status_code == 503
+        assert error_of(busy)["code"] == "busy"
+        assert busy.headers["retry-after"] == "1"
+        assert "set-cookie" not in busy.headers
+        assert portal.client.post("/api/login", json=right).status_code == 200
+
+
+def test_an_expired_cookie_session_is_refused_everywhere(sessions: Sessions) -> None:
+    for portal in open_portal(sessions, token_ttl=600.0):
+        portal.client.post("/api/login", json={"username": "bob", "password": PASSWORDS["bob"]})
+        assert portal.client.get("/api/me").status_code == 200
+        portal.clock.advance(600)
+        same_site = {"Origin": "http://testserver", CSRF_HEADER: CSRF_VALUE}
+        for method, path in [("GET", "/api/me"), ("PATCH", "/api/me/settings")]:
+            response = portal.client.request(method, path, json={"dnd": True}, headers=same_site)
+            assert response.status_code == 401, (method, path)
+            assert error_of(response)["code"] == "unauthenticated"
+        assert portal.users.get("bob").dnd is False
+        # Logging in again is the only way back.
+        portal.client.post("/api/login", json={"username": "bob", "password": PASSWORDS["bob"]})
+        assert portal.client.get("/api/me").status_code == 200
+
+
+def test_a_revoked_token_stays_revoked_by_bearer_and_by_cookie(portal: Portal) -> None:
+    response = portal.client.post(
+        "/api/login", json={"username": "alice", "password": PASSWORDS["alice"]}
+    )
+    token = response.json()["token"]
+    bearer = {"Authorization": f"Bearer {token}"}
+    assert portal.client.post("/api/logout", headers=bearer).status_code == 204
+    # A copy of the cookie kept from before the logout does not bring it back.
+    portal.client.cookies.set(SESSION_COOKIE, token, path="/api")
+    assert portal.client.get("/api/me").status_code == 401
+    assert portal.client.get("/api/me", headers=bearer).status_code == 401
+    assert portal.client.post("/api/logout", headers=bearer).status_code == 401
+
+
+def _assert_security_headers(response: httpx.Response, what: str) -> None:
+    headers = response.headers
+    policy = headers.get("content-security-policy", "")
+    directives = {part.split()[0]: part for part in (p.strip() for p in policy.split(";")) if part}
+    assert directives.get("default-src") == "default-src 'self'", (what, policy)
+    assert "frame-ancestors 'none'" in policy, (what, policy)
+    assert "object-src 'none'" in policy, (what, policy)
+    # Scripts from our own origin only: no inline script, no eval.
+    script = directives.get("script-src", directives["default-src"])
+    assert "'unsafe-inline'" not in script, (what, policy)
+    assert "'unsafe-eval'" not in script, (what, policy)
+    assert headers.get("x-content-type-options") == "nosniff", what
+    assert headers.get("x-frame-options") == "DENY", what
+    assert headers.get("referrer-policy"), what
+
+
+def test_every_kind_of_response_carries_the_security_headers(sessions: Sessions) -> None:
+    limits = LoginLimits(username_failures=1, address_attempts=100)
+    for portal in open_portal(sessions, limiter=LoginLimiter(limits)):
+        client = portal.client
+        alice = portal.as_user("alice")
+        static = next(
+            path
+            for path in sorted(STATIC_DIR.rglob("*"))
+            if path.is_file() and path.suffix in (".js", ".css")
+        )
+        client.post("/api/login", json={"username": "bob", "password": "wrong"})
+        responses = {
+            "the portal page": client.get("/"),
+            "a static file": client.get(f"/static/{static.relative_to(STATIC_DIR).as_posix()}"),
+            "an API answer": client.get("/api/me", headers=alice),
+            "401": client.get("/api/me"),
+            "404": client.get("/api/nothing-here", headers=alice),
+            "405": client.put("/api/login", json={}),
+            "422": client.post("/api/login", json={}),
+            "413": client.post("/api/login", json={"username": "a", "password": "x" * 70_000}),
+            "429": client.post("/api/login", json={"username": "bob", "password": "wrong"}),
+            "health": client.get("/healthz"),
+            "metrics": client.get("/metrics"),
+            "the API description": client.get("/openapi.json"),
+        }
+        for what, response in responses.items():
+            _assert_security_headers(response, what)
+        assert responses["429"].status_code == 429
+        assert responses["413"].status_code == 413
+
+
+def test_a_server_error_carries_the_security_headers_too(sessions: Sessions) -> None:
+    for portal in open_portal(sessions):
+
+        @portal.app.get("/api/boom")
+        def boom() -> None:
+            raise RuntimeError("secret internals")
+
+        response = TestClient(portal.app, raise_server_exceptions=False).get("/api/boom")
+        assert response.status_code == 500
+        _assert_security_headers(response, "500")

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from teleoffice.portal import LoginLimiter, LoginLimits
+from teleoffice.portal.deps import CSRF_HEADER, CSRF_VALUE
 from teleoffice.store import CallDirection, CallOutcome, CallRecord, Sessions
 from teleoffice.store.telecommuter import MAX_SAVED_NUMBERS
 from tests.unit.portal_kit import PASSWORDS, Portal, error_of, open_portal
@@ -149,6 +150,7 @@ def test_a_cookie_session_gets_a_new_cookie(portal: Portal) -> None:
     response = portal.client.put(
         "/api/me/password",
         json={"current_password": PASSWORDS["bob"], "new_password": "bobs-new-passphrase"},
+        headers={CSRF_HEADER: CSRF_VALUE},
     )
     assert response.status_code == 200
     assert response.json()["token"] in response.headers["set-cookie"]

@@ -428,6 +428,32 @@ def test_delete_the_greeting(portal: Portal, store: VoicemailStore, hook: Hook) 
     assert hook.calls == ["alice"]
 
 
+def test_listen_to_the_greeting_whole_or_in_ranges(portal: Portal, store: VoicemailStore) -> None:
+    headers = portal.as_user("alice")
+    response = portal.client.get("/api/me/voicemail/greeting", headers=headers)
+    assert response.status_code == 404
+    assert "system greeting" in error_of(response)["message"]
+    pending = store.new_greeting_writer("alice")
+    pending.write(tone(2))
+    assert store.commit_greeting(pending)
+    path = store.greeting_path("alice")
+    assert path is not None
+    whole = portal.client.get("/api/me/voicemail/greeting", headers=headers)
+    assert whole.status_code == 200
+    assert whole.headers["content-type"] == "audio/wav"
+    assert whole.headers["cache-control"] == "private, no-store"
+    assert whole.content == path.read_bytes()
+    part = portal.client.get(
+        "/api/me/voicemail/greeting", headers={**headers, "Range": "bytes=0-43"}
+    )
+    assert part.status_code == 206
+    assert part.content == path.read_bytes()[:44]
+    # Bob has none of his own, and never hears alice's.
+    bob = portal.client.get("/api/me/voicemail/greeting", headers=portal.as_user("bob"))
+    assert bob.status_code == 404
+    assert portal.client.get("/api/me/voicemail/greeting").status_code == 401
+
+
 def test_a_failing_hook_does_not_fail_the_change(
     sessions: Sessions, store: VoicemailStore, caplog: pytest.LogCaptureFixture
 ) -> None:

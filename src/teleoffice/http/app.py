@@ -19,6 +19,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from teleoffice import __version__
 from teleoffice.portal import PortalContext, install_portal
 from teleoffice.portal.app import OPENAPI_TAGS
+from teleoffice.portal.ui import install_ui
 
 DESCRIPTION = """\
 teleoffice PBX.
@@ -69,4 +70,5 @@ def create_http_app(
 
     if portal is not None:
         install_portal(app, portal)
+        install_ui(app)
     return app

@@ -15,7 +15,10 @@ from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path
+from pydantic import BaseModel, Field, StringConstraints
 
+from teleoffice.calls.restrictions import Allowed
+from teleoffice.calls.restrictions import check as check_number
 from teleoffice.portal.deps import AdminUser, ContextDep, PortalContext
 from teleoffice.portal.errors import ApiError, error_responses
 from teleoffice.portal.me import announce_settings, settings_of
@@ -23,6 +26,8 @@ from teleoffice.portal.schemas import (
     NAME_PATTERN,
     AdminUserOut,
     CreatedUserOut,
+    InputModel,
+    NewPassword,
     RestrictionCreateIn,
     RestrictionOut,
     RestrictionPatchIn,
@@ -59,6 +64,38 @@ USER_FIELDS = (
 )
 # 12 random bytes: 16 URL-safe characters, easy enough to type into a phone.
 SIP_PASSWORD_BYTES = 12
+# A generated portal password: 12 URL-safe characters (72 bits), typed once by
+# the user before they choose their own.
+PORTAL_PASSWORD_BYTES = 9
+
+
+class PasswordResetIn(InputModel):
+    password: NewPassword | None = Field(
+        default=None, description="The new password; left out, one is generated."
+    )
+
+
+class PasswordResetOut(BaseModel):
+    username: str
+    password: str | None = Field(
+        description="The generated password, shown once; null when the request gave one."
+    )
+
+
+class RestrictionCheckIn(InputModel):
+    number: Annotated[str, StringConstraints(pattern=r"^\+?[0-9*#]{1,32}$")] = Field(
+        description="The number as the user would dial it (for outside numbers: without "
+        "the trunk prefix, as the trunk sends it)."
+    )
+    internal: bool = Field(default=False, description="Check it as an internal extension.")
+    from_phone: bool = Field(
+        default=True, description="Dialled from a phone (emergency numbers are always allowed)."
+    )
+
+
+class RestrictionCheckOut(BaseModel):
+    allowed: bool
+    reason: str = Field(description="Which rule decided, in words.")
 
 
 def admin_view(
@@ -267,6 +304,31 @@ def delete_user(username: UsernamePath, admin: AdminUser, context: ContextDep) -
     context.hub.disconnect(username, reason="account deleted")
 
 
+@router.post(
+    "/users/{username}/password",
+    summary="Reset a user's portal password",
+    description=(
+        "Sets a new portal password for the user and ends all their sessions. Without "
+        "`password` a random one is generated and returned once in the answer (tell it "
+        "to the user; they can change it under their own settings). Administrators "
+        "change their own password with `PUT /api/me/password`, which needs the current one."
+    ),
+    responses=error_responses(404, 409, 422),
+)
+def reset_password(
+    username: UsernamePath, body: PasswordResetIn, admin: AdminUser, context: ContextDep
+) -> PasswordResetOut:
+    if username == admin.username:
+        raise ApiError(
+            409, "conflict", "change your own password in your settings (it needs the current one)"
+        )
+    generated = None if body.password else secrets.token_urlsafe(PORTAL_PASSWORD_BYTES)
+    context.users.update(username, password=body.password or generated)
+    context.tokens.revoke_all(username)
+    context.hub.disconnect(username, reason="password changed")
+    return PasswordResetOut(username=username, password=generated)
+
+
 # --- restriction profiles -----------------------------------------------------------
 
 
@@ -334,3 +396,20 @@ def patch_restriction(
 )
 def delete_restriction(name: ProfilePath, admin: AdminUser, context: ContextDep) -> None:
     context.restrictions.delete(name)
+
+
+@router.post(
+    "/restrictions/{name}/check",
+    summary="Try a number against a restriction profile",
+    description=(
+        "Says whether a user with this profile may dial `number`, and which rule "
+        "decides (as `teleoffice restriction check`). Changes nothing."
+    ),
+    responses=error_responses(404, 422),
+)
+def check_restriction(
+    name: ProfilePath, body: RestrictionCheckIn, admin: AdminUser, context: ContextDep
+) -> RestrictionCheckOut:
+    profile = context.restrictions.get(name).profile()
+    verdict = check_number(profile, body.number, from_phone=body.from_phone, internal=body.internal)
+    return RestrictionCheckOut(allowed=isinstance(verdict, Allowed), reason=verdict.reason)

@@ -10,7 +10,17 @@ from fastapi import APIRouter, FastAPI, HTTPException, Request
 from starlette.responses import Response as StarletteResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from teleoffice.portal import admin, auth, events, me, presence, voicemail
+from teleoffice.portal import (
+    admin,
+    admin_live,
+    admin_trunks,
+    admin_voicemail,
+    auth,
+    events,
+    me,
+    presence,
+    voicemail,
+)
 from teleoffice.portal.deps import PortalContext, attach_context
 from teleoffice.portal.errors import error_response, install_error_handlers
 
@@ -31,14 +41,28 @@ OPENAPI_TAGS = [
         "name": "presence",
         "description": "Presence and status messages: my own, whom I block, and everyone's.",
     },
-    {"name": "admin", "description": "Users, permissions and restrictions (administrators)."},
+    {
+        "name": "admin",
+        "description": "Administrators: users, permissions, restriction profiles, voicemail "
+        "settings, trunks, phones and their registrations, and the live system.",
+    },
 ]
 
 
 def create_portal_router() -> APIRouter:
     """Every route of the portal API under /api, the WebSocket included."""
     router = APIRouter()
-    for module in (auth, me, voicemail, presence, admin, events):
+    for module in (
+        auth,
+        me,
+        voicemail,
+        presence,
+        admin,
+        admin_voicemail,
+        admin_trunks,
+        admin_live,
+        events,
+    ):
         router.include_router(module.router)
     return router
 

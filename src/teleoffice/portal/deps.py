@@ -38,6 +38,9 @@ DEFAULT_TOKEN_TTL: Final = 12 * 3600.0
 DEFAULT_PING_INTERVAL: Final = 25.0
 _STATE_KEY: Final = "portal"
 _SAFE_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS"})
+# What the browser portal sends with every cookie-authenticated write (CSRF).
+CSRF_HEADER: Final = "X-Teleoffice-CSRF"
+CSRF_VALUE: Final = "1"
 
 # The live state a WebSocket client receives first (calls, telecommuter mode,
 # presence...): built by the composition root, which knows the engines. It may
@@ -157,8 +160,14 @@ def current_session(
     else:
         raise unauthenticated()
     method = connection.scope.get("method", "GET")
-    if via_cookie and method not in _SAFE_METHODS and not same_origin(connection):
-        raise forbidden("cross-site request refused", code="cross_site")
+    if via_cookie and method not in _SAFE_METHODS:
+        if not same_origin(connection):
+            raise forbidden("cross-site request refused", code="cross_site")
+        if connection.headers.get(CSRF_HEADER) != CSRF_VALUE:
+            # A custom header cannot be sent cross-site without a CORS
+            # preflight, which this server never grants: only our own pages
+            # (static/js/api.js) send it.  Bearer-token clients need nothing.
+            raise forbidden(f"cookie sessions must send {CSRF_HEADER}: {CSRF_VALUE}", code="csrf")
     user = resolve_user(context, token)
     if user is None:
         raise unauthenticated("the session is invalid or has expired; log in again")

@@ -22,6 +22,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path as FilePath
 from typing import Annotated, BinaryIO, Final, Self
 
 from fastapi import APIRouter, Header, Path
@@ -141,6 +142,33 @@ def put_pin(body: PinIn, user: CurrentUser, context: ContextDep) -> None:
     announce_voicemail(context, user.username)
 
 
+@router.get(
+    "/greeting",
+    summary="Listen to my recorded greeting",
+    description=(
+        "The greeting callers hear, as `audio/wav` (byte ranges as for messages). "
+        "404 when there is none and callers hear the system greeting."
+    ),
+    response_class=Response,
+    responses={
+        200: {"content": {AUDIO_TYPE: {}}, "description": "The whole recording."},
+        206: {"content": {AUDIO_TYPE: {}}, "description": "The requested byte range."},
+        **error_responses(404, 416, 503),
+    },
+)
+def get_greeting(
+    user: CurrentUser,
+    context: ContextDep,
+    range_: Annotated[str | None, Header(alias="range")] = None,
+    if_range: Annotated[str | None, Header(alias="if-range")] = None,
+) -> Response:
+    path = mailboxes(context).greeting_path(user.username)
+    gone = "no recorded greeting: callers hear the system greeting"
+    if path is None:
+        raise NotFound(gone)
+    return audio_response(path, "greeting.wav", range_, if_range, gone)
+
+
 @router.delete(
     "/greeting",
     status_code=204,
@@ -203,11 +231,23 @@ def get_audio(
     if_range: Annotated[str | None, Header(alias="if-range")] = None,
 ) -> Response:
     path = mailboxes(context).audio_path(user.username, message_id)
+    return audio_response(
+        path, f"voicemail-{message_id}.wav", range_, if_range, f"no voicemail message {message_id}"
+    )
+
+
+def audio_response(
+    path: FilePath, filename: str, range_: str | None, if_range: str | None, gone: str
+) -> Response:
+    """`path` as audio/wav, whole (200) or the one byte range asked for (206).
+
+    The file is opened here and streamed from that handle, so a recording
+    deleted mid-download still finishes; one deleted before is `NotFound(gone)`.
+    """
     try:
         handle = path.open("rb")
     except FileNotFoundError:
-        # Deleted between the lookup and here.
-        raise NotFound(f"no voicemail message {message_id}") from None
+        raise NotFound(gone) from None
     try:
         stat = os.fstat(handle.fileno())
         size = stat.st_size
@@ -215,7 +255,7 @@ def get_audio(
         headers = {
             "Accept-Ranges": "bytes",
             "ETag": etag,
-            "Content-Disposition": f'attachment; filename="voicemail-{message_id}.wav"',
+            "Content-Disposition": f'attachment; filename="{filename}"',
             # Somebody's messages: no shared cache keeps them.
             "Cache-Control": "private, no-store",
             "X-Content-Type-Options": "nosniff",

@@ -148,6 +148,14 @@ class Telephony:
     def calls_of(self, username: str) -> list[CallRecord]:
         return [r for r in self._live.values() if username in (r.caller_user, r.callee_user)]
 
+    def live_calls(self) -> list[CallRecord]:
+        """Every call in progress, whoever is on it (the administrators' live view)."""
+        return list(self._live.values())
+
+    def telecommuters(self) -> dict[str, Location]:
+        """Users in telecommuter mode now, with their number and since when."""
+        return self.book.telecommuters()
+
     def location_view(self, username: str) -> dict[str, Any]:
         location = self.book.of(username)
         base = self.directory.base_account(username)
