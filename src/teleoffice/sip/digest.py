@@ -234,6 +234,11 @@ def _read_scheme(value: str) -> tuple[str, int]:
     return value[start:end], end
 
 
+def _is_control(char: str) -> bool:
+    """A character no header value may carry: C0 controls but TAB, and DEL."""
+    return (char < " " and char != "\t") or char == "\x7f"
+
+
 def _read_quoted(text: str, pos: int) -> tuple[str, int]:
     """The content of the quoted-string at text[pos] == '"', and the index after it."""
     out: list[str] = []
@@ -247,10 +252,18 @@ def _read_quoted(text: str, pos: int) -> tuple[str, int]:
             # CR and LF may not be escaped.
             if pos + 1 >= len(text) or text[pos + 1] in "\r\n":
                 break
-            out.append(text[pos + 1])
+            escaped = text[pos + 1]
+            # The grammar lets a quoted-pair carry other control characters, but
+            # no realm, nonce or username needs one, and a value holding one
+            # could not be quoted back into our own header (`_quote` refuses
+            # it): a provider's challenge with "\<0x01>" in its realm would
+            # otherwise escape build_authorization as a bare ValueError.
+            if _is_control(escaped):
+                raise DigestError("control character in quoted string")
+            out.append(escaped)
             pos += 2
             continue
-        if (char < " " and char != "\t") or char == "\x7f":
+        if _is_control(char):
             raise DigestError("control character in quoted string")
         out.append(char)
         pos += 1
@@ -305,7 +318,7 @@ def parse_auth_params(value: str) -> tuple[str, dict[str, str]]:
 
 def _quote(value: str) -> str:
     """`value` as a quoted-string; refuses control characters (header injection)."""
-    if any((c < " " and c != "\t") or c == "\x7f" for c in value):
+    if any(_is_control(c) for c in value):
         raise ValueError(f"control character in {value[:40]!r}")
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 

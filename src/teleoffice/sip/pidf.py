@@ -332,11 +332,21 @@ def load_untrusted_xml(
         raise error(f"XML body refused: {type(exc).__name__}") from None
     except ET.ParseError as exc:
         raise error(f"malformed XML: {exc}") from None
+    except (LookupError, ValueError) as exc:
+        # An encoding expat asked Python for and could not get (unknown, or
+        # multi-byte); `_check_encoding` should have refused it already.
+        raise error(f"XML encoding not usable: {exc}") from None
     return root
 
 
 def _check_encoding(body: bytes, error: type[XmlBodyError]) -> None:
     """UTF-8 unless an ASCII-compatible single-byte encoding is declared."""
+    # XML never holds U+0000, so neither UTF-8 nor Latin-1 text has a 0x00
+    # byte. One means UTF-16 or UTF-32 without a byte-order mark: expat would
+    # detect it by itself and read the body (and its declared encoding, even
+    # one Python does not know) behind the declaration check below.
+    if b"\x00" in body:
+        raise error("malformed XML: NUL bytes in the body (UTF-16 or UTF-32?); use UTF-8")
     start = body.removeprefix(b"\xef\xbb\xbf")
     declared = "utf-8"
     if start.startswith(b"<?xml"):
