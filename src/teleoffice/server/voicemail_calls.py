@@ -87,11 +87,19 @@ class VoicemailCalls:
 
     async def changed(self, username: str, new_message: MessageRecord | None = None) -> None:
         try:
-            counts = await asyncio.to_thread(self.store.counts, username)
+            counts, box = await asyncio.to_thread(
+                lambda: (self.store.counts(username), self.store.box(username))
+            )
         except Exception:
             log.exception("could not read the mailbox of %s", username)
             return
         self._counts[username] = counts
+        # The portal may have switched unsolicited message waiting: take it now
+        # rather than at the next cache reload.
+        if box.unsolicited_mwi:
+            self._unsolicited.add(username)
+        else:
+            self._unsolicited.discard(username)
         new, old = counts
         if new_message is not None:
             self.publish(
