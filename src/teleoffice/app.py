@@ -507,7 +507,7 @@ class Application:
         while True:
             await asyncio.sleep(DIRECTORY_REFRESH_SECONDS)
             try:
-                await asyncio.to_thread(self.directory.reload)
+                await asyncio.to_thread(self.directory.reload_if_changed)
             except Exception:
                 log.exception("could not reload the directory")
                 continue

@@ -226,7 +226,7 @@ def test_migration_0007_goes_down_and_up_keeping_users(
     assert {"users", "phone_accounts", "voicemail_boxes"} <= tables
     assert count(engine, "users") == 3
     assert count(engine, "phone_accounts") == 3
-    assert upgrade(url) == head_revision() == "0007"
+    assert upgrade(url) == head_revision()
     assert repo.load_all() == {}
     assert repo.all_blocks() == {}
     repo.save("alice", AWAY, "back", T0)

@@ -2,8 +2,9 @@
 
 A REGISTER or INVITE must not wait for the database: the service only reads the
 last snapshot.  The server reloads it in a worker thread every few seconds
-(`reload`), so changes made with the CLI, another process, reach a running
-server within that time and the event loop never stalls on a reload.
+(`reload_if_changed`: only when the database's directory generation moved), so
+changes made with the CLI, another process, reach a running server within that
+time and the event loop never stalls on a reload.
 
 It is also the call engine's `DirectoryView` (with the users' dialling
 restrictions: a `RestrictingDirectory`) and tells the B2BUA how to reach and
@@ -22,6 +23,7 @@ from teleoffice.server.b2bua import TrunkPeer
 from teleoffice.server.trunk_registration import RegisteringTrunk
 from teleoffice.sip.digest import Algorithm, build_authorization_from_ha1
 from teleoffice.sip.transaction import Address
+from teleoffice.store.generation import directory_generation
 from teleoffice.store.repos import (
     AccountRepo,
     DidRepo,
@@ -63,10 +65,33 @@ class Directory:
         self._repos = repos
         self._restrictions = repos.restrictions or RestrictionRepo(repos.users.sessions)
         self._snap: _Snapshot | None = None
+        self._loaded: int | None = None  # the generation the snapshot was read at
 
     def reload(self) -> None:
         """Read the tables again; safe in a worker thread (the swap is one assignment)."""
+        generation = self._generation()
         self._snap = self._load()
+        self._loaded = generation
+
+    def reload_if_changed(self) -> bool:
+        """Reload only if the tables changed since the last load (the database
+        bumps a generation number on every change, migration 0008): what the
+        server polls every few seconds, so that a site with thousands of users
+        does not read them all again each time. Whether it reloaded."""
+        generation = self._generation()
+        if generation is not None and self._snap is not None and generation == self._loaded:
+            return False
+        # Read before loading: a change made during the load moves the number
+        # again and is picked up by the next poll.
+        self._snap = self._load()
+        self._loaded = generation
+        return True
+
+    def _generation(self) -> int | None:
+        try:
+            return directory_generation(self._repos.users.sessions)
+        except LookupError:
+            return None  # no counter: every poll reloads
 
     def _fresh(self) -> _Snapshot:
         snap = self._snap

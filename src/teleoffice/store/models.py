@@ -13,6 +13,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from sqlalchemy import (
+    BigInteger,
     DateTime,
     Dialect,
     Float,
@@ -466,3 +467,15 @@ class PresenceBlock(Base):
         ForeignKey("users.id", ondelete="CASCADE"), index=True
     )
     created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+
+
+class DirectoryGeneration(Base):
+    """One row whose `generation` database triggers bump on every change to the
+    tables the server's in-memory directory holds (users, phone accounts, DIDs,
+    trunks, restriction profiles and assignments; migration 0008). The server
+    polls it and reloads the directory only when it moved."""
+
+    __tablename__ = "directory_generation"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    generation: Mapped[int] = mapped_column(BigInteger)
