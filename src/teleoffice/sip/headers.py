@@ -254,8 +254,14 @@ def quote_string(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+# gen-value = token / host / quoted-string (the quoted form is read separately).
+_GEN_VALUE_RE = re.compile(r"[A-Za-z0-9\-.!%*_+`'~:\[\]]+")
+
+
 def parse_params(text: str, what: str) -> Params:
     """Parse `*( SEMI generic-param )` where text starts after the element itself."""
+    if not text:
+        return ()
     params: list[tuple[str, str | None]] = []
     i = 0
     n = len(text)
@@ -290,7 +296,7 @@ def parse_params(text: str, what: str) -> Params:
                 while j < n and text[j] not in "; \t,":
                     j += 1
                 value = text[i:j]
-                if not value or not re.fullmatch(r"[A-Za-z0-9\-.!%*_+`'~:\[\]]+", value):
+                if not value or not _GEN_VALUE_RE.fullmatch(value):
                     raise ParseError(f"bad value for {what} parameter {name!r}")
                 i = j
         params.append((name, value))
@@ -336,8 +342,28 @@ class NameAddr:
         return f"{head}<{self.uri}>{format_params(self.params)}"
 
 
+# Performance: the same From, To and Contact values come back in every message of
+# a dialog (INVITE, 1xx, 200, ACK, BYE and its 200), and URI parsing is most of
+# the cost of reading them. NameAddr and its URI are frozen, so a parsed value can
+# be handed out again. Bounded, since the values come from the network: when
+# full, the table is emptied (cheaper than LRU bookkeeping on every hit).
+_ADDR_CACHE_MAX = 4096
+_addr_cache: dict[str, NameAddr] = {}
+
+
 def parse_name_addr(text: str) -> NameAddr:
     """Parse name-addr or addr-spec followed by header parameters."""
+    found = _addr_cache.get(text)
+    if found is not None:
+        return found
+    parsed = _parse_name_addr(text)
+    if len(_addr_cache) >= _ADDR_CACHE_MAX:
+        _addr_cache.clear()
+    _addr_cache[text] = parsed
+    return parsed
+
+
+def _parse_name_addr(text: str) -> NameAddr:
     text = text.strip(" \t")
     if not text:
         raise ParseError("empty address")
@@ -353,7 +379,7 @@ def parse_name_addr(text: str) -> NameAddr:
         lt = text.find("<")
         if lt > 0:
             words = text[:lt].split()
-            if not words or not all(is_token(w) for w in words):
+            if not words or not all(_TOKEN_RE.fullmatch(w) for w in words):
                 raise ParseError(f"bad display name in {text[:80]!r}; quote it")
             display = " ".join(words)
             i = lt
@@ -427,12 +453,15 @@ _VIA_RE = re.compile(
 
 
 def parse_via(text: str) -> Via:
-    m = _VIA_RE.match(text.strip(" \t"))
+    text = text.strip(" \t")
+    m = _VIA_RE.match(text)
     if not m:
         raise ParseError(f"bad Via {text[:80]!r}")
     name, version, transport, sent_by = m.groups()
-    host, port = parse_host_port(re.sub(r"[ \t]+", "", sent_by))
-    params = parse_params(text.strip(" \t")[m.end() :], "Via")
+    if " " in sent_by or "\t" in sent_by:
+        sent_by = _LWS_RE.sub("", sent_by)
+    host, port = parse_host_port(sent_by)
+    params = parse_params(text[m.end() :], "Via")
     for key, value in params:
         lkey = key.lower()
         if lkey == "branch" and not value:
@@ -462,7 +491,7 @@ MAX_CSEQ = 2**31 - 1  # RFC 3261 section 8.1.1.5: must be less than 2**31
 
 def parse_cseq(text: str) -> CSeq:
     parts = text.split()
-    if len(parts) != 2 or not parts[0].isdigit() or not is_token(parts[1]):
+    if len(parts) != 2 or not parts[0].isdigit() or not _TOKEN_RE.fullmatch(parts[1]):
         raise ParseError(f"bad CSeq {text[:80]!r}")
     seq = int(parts[0])
     if seq > MAX_CSEQ:

@@ -18,6 +18,7 @@ message is dropped silently.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -40,8 +41,46 @@ from teleoffice.sip.headers import (
 )
 from teleoffice.sip.uri import AbsoluteUri, SipUri, Uri, is_token, parse_uri
 
+_TOKEN_RE = re.compile(r"[A-Za-z0-9\-.!%*_+`'~]+")  # RFC 3261 token, as uri.is_token
+
 SIP_VERSION = "SIP/2.0"
 MAX_HEADERS = 256  # more than any real phone sends; a flood of headers is refused
+
+
+# Performance: every message looks its header names up dozens of times (parsing,
+# the consistency checks, the transaction and dialog layers), and `canonical_name`
+# plus `lower()` on each lookup was the parser's largest single cost. Names are
+# mapped once to (lower-case canonical key, canonical spelling) and remembered.
+# Real traffic uses a few dozen spellings; the tables are bounded because names
+# come from the network.
+_NAME_CACHE_MAX = 2048
+_NAMES: dict[str, tuple[str, str]] = {}
+# The same for names read off the wire, which must also be tokens (RFC 3261
+# section 7.3.1): only names that passed that check are remembered here.
+_WIRE_NAMES: dict[str, tuple[str, str]] = {}
+
+
+def _name_key(name: str) -> tuple[str, str]:
+    """(lower-case canonical key, canonical spelling) of a header name."""
+    found = _NAMES.get(name)
+    if found is None:
+        canonical = canonical_name(name)
+        found = (canonical.lower(), canonical)
+        if len(_NAMES) < _NAME_CACHE_MAX:
+            _NAMES[name] = found
+    return found
+
+
+def _wire_name(name: str) -> tuple[str, str] | None:
+    """`_name_key` of a header name read from a message, or None if it is no token."""
+    found = _WIRE_NAMES.get(name)
+    if found is None:
+        if not _TOKEN_RE.fullmatch(name):
+            return None
+        found = _name_key(name)
+        if len(_WIRE_NAMES) < _NAME_CACHE_MAX:
+            _WIRE_NAMES[name] = found
+    return found
 
 
 class Headers:
@@ -54,9 +93,7 @@ class Headers:
     __slots__ = ("_items",)
 
     def __init__(self, items: Iterable[tuple[str, str]] = ()) -> None:
-        self._items: list[tuple[str, str, str]] = [
-            (canonical_name(n).lower(), canonical_name(n), v) for n, v in items
-        ]
+        self._items: list[tuple[str, str, str]] = [(*_name_key(n), v) for n, v in items]
 
     def __iter__(self) -> Iterator[tuple[str, str]]:
         for _, name, value in self._items:
@@ -68,32 +105,39 @@ class Headers:
     def __contains__(self, name: object) -> bool:
         if not isinstance(name, str):
             return False
-        key = canonical_name(name).lower()
-        return any(k == key for k, _, _ in self._items)
+        key = _name_key(name)[0]
+        for item in self._items:  # noqa: SIM110 - faster than any() over a generator
+            if item[0] == key:
+                return True
+        return False
+
+    def keys(self) -> set[str]:
+        """The lower-case canonical names present."""
+        return {item[0] for item in self._items}
 
     def get(self, name: str) -> str | None:
-        key = canonical_name(name).lower()
+        key = _name_key(name)[0]
         for k, _, v in self._items:
             if k == key:
                 return v
         return None
 
     def get_all(self, name: str) -> list[str]:
-        key = canonical_name(name).lower()
+        key = _name_key(name)[0]
         return [v for k, _, v in self._items if k == key]
 
     def add(self, name: str, value: str) -> None:
-        self._items.append((canonical_name(name).lower(), canonical_name(name), value))
+        self._items.append((*_name_key(name), value))
 
     def remove(self, name: str) -> None:
-        key = canonical_name(name).lower()
+        key = _name_key(name)[0]
         self._items = [item for item in self._items if item[0] != key]
 
     def set(self, name: str, value: str | Iterable[str]) -> None:
         """Replace every value of `name`, keeping the position of the first one."""
-        key = canonical_name(name).lower()
+        key, canonical = _name_key(name)
         values = [value] if isinstance(value, str) else list(value)
-        new_items = [(key, canonical_name(name), v) for v in values]
+        new_items = [(key, canonical, v) for v in values]
         for index, item in enumerate(self._items):
             if item[0] == key:
                 rest = [it for it in self._items[index:] if it[0] != key]
@@ -345,7 +389,10 @@ def split_head(data: bytes) -> tuple[bytes, bytes] | None:
 
 
 def _header_lines(head: str) -> list[str]:
-    raw_lines = head.replace("\r\n", "\n").split("\n")
+    text = head.replace("\r\n", "\n")
+    if "\n " not in text and "\n\t" not in text:
+        return text.split("\n")  # no continuation lines: the common case
+    raw_lines = text.split("\n")
     lines: list[str] = []
     for raw in raw_lines:
         if raw[:1] in (" ", "\t") and lines:
@@ -375,7 +422,7 @@ def _parse_start_line(line: str) -> Request | Response:
     if len(parts) != 3 or not all(parts):
         raise MessageParseError(f"bad request line {line[:80]!r}")
     method, uri_text, version = parts
-    if not is_token(method):
+    if not _TOKEN_RE.fullmatch(method):
         raise MessageParseError(f"bad method {method[:40]!r}")
     if version.upper() != SIP_VERSION:
         if version.upper().startswith("SIP/"):
@@ -416,15 +463,14 @@ def parse_message(data: bytes, *, stream: bool = False) -> Request | Response:
     if len(lines) - 1 > MAX_HEADERS:
         raise MessageParseError("too many header fields")
 
-    headers = msg.headers
+    items = msg.headers._items
     seen_single: set[str] = set()
     for line in lines[1:]:
         name, colon, value = line.partition(":")
-        name = name.rstrip(" \t")
-        if not colon or not is_token(name):
+        named = _wire_name(name.rstrip(" \t")) if colon else None
+        if named is None:
             raise MessageParseError(f"bad header line {line[:80]!r}")
-        canonical = canonical_name(name)
-        key = canonical.lower()
+        key, canonical = named
         value = value.strip(" \t")
         if key in SINGLE_HEADERS:
             if key in seen_single:
@@ -436,9 +482,9 @@ def parse_message(data: bytes, *, stream: bool = False) -> Request | Response:
             except ParseError as exc:
                 raise _partial_error(msg, f"{canonical}: {exc.reason}") from None
             for item in values:
-                headers.add(canonical, item)
+                items.append((key, canonical, item))
         else:
-            headers.add(canonical, value)
+            items.append((key, canonical, value))
 
     if deferred is not None:
         raise _partial_error(msg, deferred.reason, deferred.status)
@@ -475,12 +521,14 @@ def _cut_body(msg: Request | Response, body: bytes, *, stream: bool) -> bytes:
 
 
 _REQUIRED = ("To", "From", "CSeq", "Call-ID", "Via")
+_REQUIRED_KEYS = tuple((name.lower(), name) for name in _REQUIRED)
 
 
 def _check_headers(msg: Request | Response) -> None:
     """Parse the hot headers strictly and check the message's basic consistency."""
-    for name in _REQUIRED:
-        if name not in msg.headers:
+    present = msg.headers.keys()
+    for key, name in _REQUIRED_KEYS:
+        if key not in present:
             raise ParseError(f"missing {name} header")
     vias = msg.vias
     if not vias:
@@ -488,22 +536,29 @@ def _check_headers(msg: Request | Response) -> None:
     msg.from_  # noqa: B018 - parse and cache
     msg.to  # noqa: B018
     msg.cseq  # noqa: B018
-    if not msg.call_id or any(c.isspace() for c in msg.call_id):
+    call_id = msg.call_id
+    if not call_id or call_id.split() != [call_id]:  # no whitespace anywhere in it
         raise ParseError("bad Call-ID")
-    if not msg.contact_is_wildcard:
-        msg.contacts  # noqa: B018
-    elif len(msg.headers.get_all("Contact")) != 1:
-        raise ParseError("a wildcard Contact must stand alone")
-    msg.max_forwards  # noqa: B018
-    msg.expires  # noqa: B018
-    msg.content_type  # noqa: B018
-    for name in ("Route", "Record-Route"):
-        msg.addr_list(name)
-    date = msg.headers.get("Date")
-    if date is not None:
-        check_date(date)
+    if "contact" in present:
+        if not msg.contact_is_wildcard:
+            msg.contacts  # noqa: B018
+        elif len(msg.headers.get_all("Contact")) != 1:
+            raise ParseError("a wildcard Contact must stand alone")
+    # The optional headers are parsed only when present (the accessors would
+    # search for them in vain otherwise).
+    if "max-forwards" in present:
+        msg.max_forwards  # noqa: B018
+    if "expires" in present:
+        msg.expires  # noqa: B018
+    if "content-type" in present:
+        msg.content_type  # noqa: B018
+    for key, name in (("route", "Route"), ("record-route", "Record-Route")):
+        if key in present:
+            msg.addr_list(name)
+    if "date" in present:
+        check_date(msg.headers.get("Date") or "")
     if isinstance(msg, Request):
         if msg.cseq.method != msg.method:
             raise ParseError(f"CSeq method {msg.cseq.method} does not match {msg.method}")
-    elif not is_token(msg.cseq.method):
+    elif not _TOKEN_RE.fullmatch(msg.cseq.method):
         raise ParseError("bad CSeq method")
