@@ -30,6 +30,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -144,17 +145,37 @@ def prepare_data_dir(data_dir: Path, users: int, *, first: int = FIRST_EXTENSION
     return time.monotonic() - started
 
 
+def run_cli(data_dir: Path, *args: str, env: Mapping[str, str] | None = None) -> str:
+    """Run `teleoffice --data DATA_DIR ARGS...`; its output, or BenchError."""
+    command = [*teleoffice_command(), "--data", str(data_dir), *args]
+    done = subprocess.run(  # noqa: S603 - the teleoffice entry point
+        command,
+        capture_output=True,
+        text=True,
+        env=clean_environment(env),
+        stdin=subprocess.DEVNULL,
+        timeout=120,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise BenchError(f"teleoffice {' '.join(args)} exited {done.returncode}:\n{done.stderr}")
+    return done.stdout
+
+
 class Server:
     """One `teleoffice serve` on its own ports, with its own copy of a data directory."""
 
-    def __init__(self, workdir: Path, seed: Path) -> None:
+    def __init__(self, workdir: Path, seed: Path, env: Mapping[str, str] | None = None) -> None:
         self.workdir = workdir
+        self.env = dict(env or {})
         self.data_dir = workdir / "data"
         self.log_path = workdir / "server.log"
         self.sip_port = free_port()
         self.http_port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
         self.exit_code: int | None = None
+        self.stop_in_background = False
+        self._stopper: threading.Thread | None = None
         self._opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
         workdir.mkdir(parents=True, exist_ok=True)
         shutil.copytree(seed, self.data_dir)
@@ -177,6 +198,10 @@ class Server:
             f"{LOOPBACK}:{self.http_port}",
         ]
 
+    def cli(self, *args: str) -> str:
+        """Run `teleoffice --data DATA ARGS...` on this server's data (before `start`)."""
+        return run_cli(self.data_dir, *args, env=self.env)
+
     def start(self, timeout: float = 30.0) -> None:
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(  # noqa: S603 - the teleoffice entry point
@@ -185,7 +210,7 @@ class Server:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 cwd=self.workdir,
-                env=clean_environment({"TELEOFFICE_LOG_LEVEL": "WARNING"}),
+                env=clean_environment({"TELEOFFICE_LOG_LEVEL": "WARNING", **self.env}),
             )
         proc = self.proc
 
@@ -223,9 +248,26 @@ class Server:
             return False
 
     def stop(self, grace: float = 10.0) -> int | None:
-        if self.proc is not None and self.exit_code is None:
-            self.exit_code = end_process(self.proc, grace)
+        """End the server (SIGTERM, SIGKILL after `grace`); its exit code. With
+        `stop_in_background` set, only start that and return None at once (the
+        quick run does not wait ~1 s per server): `join_stop` waits for it."""
+        if self.proc is None or self.exit_code is not None:
+            return self.exit_code
+        if self.stop_in_background:
+            if self._stopper is None:
+                self._stopper = threading.Thread(target=self._stop, args=(grace,), daemon=True)
+                self._stopper.start()
+            return None
+        self._stop(grace)
         return self.exit_code
+
+    def _stop(self, grace: float) -> None:
+        assert self.proc is not None
+        self.exit_code = end_process(self.proc, grace)
+
+    def join_stop(self, timeout: float = 30.0) -> None:
+        if self._stopper is not None:
+            self._stopper.join(timeout)
 
     def __enter__(self) -> Server:
         return self

@@ -23,8 +23,8 @@ import math
 import sqlite3
 import statistics
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -37,9 +37,24 @@ from teleoffice.bench.harness import (
     SippRun,
     first_challenge_algorithm,
     prepare_data_dir,
+    run_cli,
     write_injection_file,
 )
-from teleoffice.bench.processes import log_tail, wait_until
+from teleoffice.bench.portal import PORTAL_PASSWORD
+from teleoffice.bench.processes import LOOPBACK, free_port, log_tail, wait_until
+
+PORTAL_USERS = 2  # bench1000 (telecommuter, presence), bench1001 (presence watcher)
+
+# Overload control off (as in the end-to-end tests): the benchmarks look for the
+# rates at which the server itself fails, and the shipped thresholds shed new
+# calls for seconds after one 0.1 s spike of event-loop lag, which a machine
+# shared with other work produces at any rate (seen at 100 calls/s).
+SERVER_ENV = {
+    "TELEOFFICE_OVERLOAD_LAG_HIGH": "5",
+    "TELEOFFICE_OVERLOAD_LAG_LOW": "4",
+    "TELEOFFICE_OVERLOAD_BUSY_HIGH": "1",
+    "TELEOFFICE_OVERLOAD_BUSY_LOW": "0.99",
+}
 
 # A step whose achieved rate is below this share of the target, while the server
 # used less than SERVER_BUSY of one core, is limited by the generator, not the server.
@@ -65,6 +80,19 @@ class Profile:
     memory_accounts: int  # distinct accounts registered by registrations_memory
     memory_rate: int
     drain_timeout: float  # how long to wait for server transactions to end (Timer J)
+    # calls: the rate ladder (calls/s), calls per step (seconds at the rate), hold time
+    call_rates: tuple[int, ...] = (50, 100)
+    call_step_seconds: float = 2.0
+    hold_ms: int = 500
+    pdd_rate: int = 100  # post-dial delay: calls/s ...
+    pdd_calls: int = 200  # ... and how many
+    media_calls: tuple[int, ...] = (50, 100)  # concurrent relayed calls per step
+    media_seconds: float = 3.0
+    portal_samples: int = 20  # telecommuter: callbacks and incoming calls timed
+    presence_watchers: tuple[int, ...] = (10, 50)  # SIP and WebSocket watchers
+    presence_changes: int = 5
+    active_calls: int = 200  # memory per active call
+    profile_rate: int = 0  # calls/s of one step sampled by py-spy (0: none)
 
     @property
     def users_needed(self) -> int:
@@ -74,21 +102,44 @@ class Profile:
 
 FULL = Profile(
     name="full",
-    rates=(200, 500, 1000, 2000, 3000),
+    rates=(500, 1000, 2000, 3000),
     step_seconds=5.0,
     accounts=10_000,
     memory_accounts=10_000,
-    memory_rate=200,
+    memory_rate=500,
     drain_timeout=45.0,
+    call_rates=(100, 200, 300, 400, 500, 600, 800, 1000, 1200, 1500),
+    call_step_seconds=6.0,
+    hold_ms=1000,
+    pdd_rate=100,
+    pdd_calls=1500,
+    media_calls=(100, 200, 300, 400, 600),
+    media_seconds=5.0,
+    portal_samples=200,
+    presence_watchers=(100, 500, 1000),
+    presence_changes=10,
+    active_calls=2000,
+    profile_rate=150,
 )
 QUICK = Profile(
     name="quick",
-    rates=(100, 300),
-    step_seconds=2.0,
-    accounts=500,
-    memory_accounts=500,
-    memory_rate=250,
+    rates=(200,),
+    step_seconds=1.0,
+    accounts=300,
+    memory_accounts=300,
+    memory_rate=300,
     drain_timeout=0.0,
+    call_rates=(50,),
+    call_step_seconds=2.0,
+    hold_ms=100,
+    pdd_rate=100,
+    pdd_calls=50,
+    media_calls=(20,),
+    media_seconds=1.0,
+    portal_samples=10,
+    presence_watchers=(10, 20),
+    presence_changes=2,
+    active_calls=50,
 )
 
 
@@ -99,28 +150,77 @@ class Context:
     workdir: Path
     profile: Profile
     log: Callable[[str], None] = print
+    sippy_venv: Path = Path("bench-results/.venv-sippy")
     seed_dir: Path | None = None
     seed_seconds: float = 0.0
+    # The SIP trunk `bench` (prefix 9) of every server: the port the calling side
+    # of the call benchmarks sends from (one at a time), with two more above it
+    # for that side's RTP.
+    trunk_port: int = field(default_factory=lambda: free_port(span=3))
+    servers: list[Server] = field(default_factory=list)
     _servers: int = 0
 
+    def finish(self) -> None:
+        """Wait for every server to have ended (some stop in the background)."""
+        for server in self.servers:
+            server.stop()
+            server.join_stop()
+
+    def seed_commands(self) -> list[list[str]]:
+        """CLI set-up every server shares, run once on the seed: the trunk, portal
+        logins for the first PORTAL_USERS users, telecommuter mode for the first."""
+        port = str(self.trunk_port)
+        first = f"bench{FIRST_EXTENSION}"
+        commands = [
+            ["trunk", "add", "bench", "--host", LOOPBACK, "--port", port, "--prefix", "9"],
+            ["user", "set", first, "--password", PORTAL_PASSWORD, "--telecommuter"],
+        ]
+        commands += [
+            ["user", "set", f"bench{FIRST_EXTENSION + i}", "--password", PORTAL_PASSWORD]
+            for i in range(1, PORTAL_USERS)
+        ]
+        return commands
+
     def seed(self) -> Path:
-        """The data directory every server copies: init plus the benchmark users."""
+        """The data directory every server copies: init, the benchmark users, and
+        `seed_commands`."""
         if self.seed_dir is None:
             users = self.profile.users_needed
             self.log(f"seeding a data directory with {users} users ...")
             path = self.workdir / "seed"
             self.seed_seconds = prepare_data_dir(path, users)
+            began = time.monotonic()
+            for command in self.seed_commands():
+                run_cli(path, *command)
+            self.seed_seconds += time.monotonic() - began
             self.log(f"  done in {self.seed_seconds:.1f} s")
             self.seed_dir = path
         return self.seed_dir
 
-    def start_server(self, label: str) -> Server:
-        """A running server on a fresh copy of the seeded data directory."""
+    def start_server(
+        self,
+        label: str,
+        *,
+        setup: Sequence[Sequence[str]] = (),
+        env: Mapping[str, str] | None = None,
+    ) -> Server:
+        """A running server on a fresh copy of the seeded data directory, after the
+        CLI commands of `setup` (trunks, users' settings) ran on that copy."""
         seed = self.seed()
         self._servers += 1
-        server = Server(self.workdir / f"server-{self._servers}-{label}", seed)
+        server = Server(
+            self.workdir / f"server-{self._servers}-{label}",
+            seed,
+            env={**SERVER_ENV, **(env or {})},
+        )
+        server.stop_in_background = self.profile.name == "quick"
+        self.servers.append(server)
+        for command in setup:
+            server.cli(*command)
         server.start()
-        algorithm = first_challenge_algorithm(server.sip_port, str(FIRST_EXTENSION))
+        # Up to 10 s: a server that starts on a busy machine may shed the first
+        # REGISTERs (503, overload control) until its event loop catches up.
+        algorithm = first_challenge_algorithm(server.sip_port, str(FIRST_EXTENSION), timeout=10.0)
         if algorithm != "MD5":
             server.stop()
             found = "no 401" if algorithm is None else f"a {algorithm} challenge first"
@@ -258,17 +358,20 @@ def options_vs_register(ctx: Context) -> dict[str, Any]:
         users_csv = sipp.workdir / "users.csv"
         users_csv.parent.mkdir(parents=True, exist_ok=True)
         write_injection_file(users_csv, accounts)
-        idle_ms_per_s = _idle_cpu(server, IDLE_SECONDS)
+        quick = profile.drain_timeout <= 0
+        pause = 0.2 if quick else PAUSE_BETWEEN_RUNS
+        idle_ms_per_s = _idle_cpu(server, 1.0 if quick else IDLE_SECONDS)
         rss_start = server.sample().rss_bytes
         # Warm-up, not reported: the first REGISTER loads the account cache.
         ctx.log("  warm-up")
-        sipp.run("options", rate=50, calls=25)
-        sipp.run("register", rate=50, calls=25, injection=users_csv)
+        warm = 10 if quick else 25
+        sipp.run("options", rate=50, calls=warm)
+        sipp.run("register", rate=50, calls=warm, injection=users_csv)
         steps: list[dict[str, Any]] = []
         for rate in profile.rates:
             calls = max(1, int(rate * profile.step_seconds))
             for scenario in ("options", "register"):
-                time.sleep(PAUSE_BETWEEN_RUNS)
+                time.sleep(pause)
                 settled = _settle(server)
                 ctx.log(f"  {scenario} at {rate}/s, {calls} calls (settled in {settled:.1f} s)")
                 injection = users_csv if scenario == "register" else None
@@ -282,7 +385,7 @@ def options_vs_register(ctx: Context) -> dict[str, Any]:
         # Unlike the steps, this one first waits for every earlier transaction to end
         # (Timer J), so what it measures is the registrar's size and nothing else.
         drained = _drain(server, profile.drain_timeout) if profile.drain_timeout > 0 else None
-        time.sleep(PAUSE_BETWEEN_RUNS)
+        time.sleep(pause)
         settled = _settle(server)
         ctx.log(f"  options at {rate}/s again, with the bindings of every step")
         options_after = _step(server, sipp, "options", rate=rate, calls=calls)

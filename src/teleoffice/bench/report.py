@@ -1,14 +1,17 @@
 """Writing the results: results.json, summary.md and, when matplotlib is importable,
-PNG charts. matplotlib is not a dependency of teleoffice; without it the summary
-says the charts were skipped."""
+PNG charts (`charts`). matplotlib comes with the dev extra, not with teleoffice
+itself; without it the summary says the charts were skipped."""
 
 from __future__ import annotations
 
 import importlib
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
+
+from teleoffice.bench import sections
+from teleoffice.bench.charts import draw_all
 
 RESULTS_FILE = "results.json"
 SUMMARY_FILE = "summary.md"
@@ -321,24 +324,38 @@ def write_summary(results: dict[str, Any], out: Path) -> Path:
         f"{_fmt(meta['seed_seconds'], 1)} s).",
         "",
         "Side-by-side numbers from one run on a shared machine: compare within the "
-        "run, not across runs; nothing here is a pass/fail on speed.",
+        "run, not across runs; nothing here is a pass/fail on speed. Load average at the "
+        f"start: {meta.get('load_average', '-')}; other processes on the machine move every "
+        "latency percentile here.",
     ]
+    if results.get("targets"):
+        lines += ["", *sections.targets(results["targets"])]
     benchmarks = results["benchmarks"]
-    sections = {
+    registrations = benchmarks.get("registrations_memory")
+    renderers: dict[str, Callable[[dict[str, Any]], list[str]]] = {
         "options_vs_register": _options_vs_register,
         "registrations_memory": _registrations_memory,
+        "call_rate": sections.call_rate,
+        "post_dial_delay": sections.post_dial_delay,
+        "telecommuter": sections.telecommuter,
+        "presence_fan_out": sections.presence,
+        "media_relay": sections.media,
+        "memory_per_call": lambda data: sections.memory(data, registrations),
     }
     for name, data in benchmarks.items():
         lines.append("")
         if "error" in data:
             lines += [f"## {name}", "", f"**Failed:** {data['error']}"]
-        elif name in sections:
-            lines += sections[name](data)
+        elif name in renderers:
+            lines += renderers[name](data)
+    if results.get("profiling"):
+        lines += ["", *results["profiling"]]
     charts, skipped = _charts(results, out)
+    more, more_skipped = draw_all(results, out)
     lines += ["", "## Charts", ""]
-    if skipped:
-        lines.append(skipped)
-    lines += [f"![{name}]({name})" for name in charts]
+    if skipped or more_skipped:
+        lines.append(skipped or more_skipped or "")
+    lines += [f"![{name}]({name})" for name in [*more, *charts]]
     path = out / SUMMARY_FILE
     path.write_text("\n".join(lines) + "\n")
     return path
