@@ -109,15 +109,8 @@ def _options(cseq: str = "1", max_forwards: str = "70", content_length: str = "0
     ).encode()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=ValueError,
-    reason=(
-        "sip/headers.py parse_cseq and parse_uint check str.isdigit(), which accepts "
-        "superscript digits that int() refuses, and int() refuses over 4300 digits: "
-        "parse_message raises ValueError instead of MessageParseError"
-    ),
-)
+# Numbers that str.isdigit() accepts but int() refuses (superscripts, over 4300
+# digits) once escaped parse_message as ValueError (sip/headers.py is_decimal).
 @pytest.mark.parametrize(
     "message",
     [
@@ -133,6 +126,23 @@ def test_header_numbers_int_refuses_are_parse_errors(message: bytes) -> None:
         parse_message(message)
 
 
+@pytest.mark.parametrize(
+    "message",
+    [
+        b"SIP/2.0 20\xc2\xb2 OK\r\nVia: SIP/2.0/UDP 192.0.2.10;branch=z9hG4bK1\r\n"
+        b"From: <sip:a@x>;tag=1\r\nTo: <sip:b@x>\r\nCall-ID: c\r\nCSeq: 1 OPTIONS\r\n"
+        b"Content-Length: 0\r\n\r\n",
+        _options().replace(b"branch=z9hG4bK1", "branch=z9hG4bK1;rport=5\u00b96".encode()),
+        _options().replace(b"sip:pbx.example SIP", "sip:pbx.example:5\u00b9 SIP".encode()),
+    ],
+    ids=["status-superscript", "rport-superscript", "uri-port-superscript"],
+)
+def test_other_numbers_with_unicode_digits_are_parse_errors(message: bytes) -> None:
+    with pytest.raises(MessageParseError):
+        parse_message(message)
+
+
 def test_every_known_bug_has_its_regression_test() -> None:
-    # known.py may only silence what an xfail above pins down.
-    assert {bug.function for bug in KNOWN_BUGS} == {"parse_cseq", "parse_uint"}
+    # known.py may only silence what a strict xfail in this file pins down; none is
+    # open now.
+    assert KNOWN_BUGS == ()

@@ -428,7 +428,7 @@ class Via:
     @property
     def rport(self) -> tuple[bool, int | None]:
         present, value = find_param(self.params, "rport")
-        return present, int(value) if value and value.isdigit() else None
+        return present, int(value) if value and is_decimal(value, 5) else None
 
     @property
     def maddr(self) -> str | None:
@@ -466,7 +466,7 @@ def parse_via(text: str) -> Via:
         lkey = key.lower()
         if lkey == "branch" and not value:
             raise ParseError("empty Via branch")
-        if lkey == "rport" and value is not None and not value.isdigit():
+        if lkey == "rport" and value is not None and not is_decimal(value, 5):
             raise ParseError("bad Via rport")
     return Via(
         transport=transport.upper(),
@@ -489,9 +489,16 @@ class CSeq:
 MAX_CSEQ = 2**31 - 1  # RFC 3261 section 8.1.1.5: must be less than 2**31
 
 
+def is_decimal(text: str, max_digits: int = 12) -> bool:
+    """ASCII digits only, and not too many: `str.isdigit` alone accepts "²" and
+    other Unicode digits that `int` refuses, and `int` refuses over 4300 digits;
+    either would escape the parser as ValueError instead of a parse error."""
+    return 0 < len(text) <= max_digits and text.isascii() and text.isdigit()
+
+
 def parse_cseq(text: str) -> CSeq:
     parts = text.split()
-    if len(parts) != 2 or not parts[0].isdigit() or not _TOKEN_RE.fullmatch(parts[1]):
+    if len(parts) != 2 or not is_decimal(parts[0]) or not _TOKEN_RE.fullmatch(parts[1]):
         raise ParseError(f"bad CSeq {text[:80]!r}")
     seq = int(parts[0])
     if seq > MAX_CSEQ:
@@ -501,7 +508,7 @@ def parse_cseq(text: str) -> CSeq:
 
 def parse_uint(text: str, name: str, maximum: int) -> int:
     value = text.strip(" \t")
-    if not value.isdigit() or len(value) > 12 or int(value) > maximum:
+    if not is_decimal(value) or int(value) > maximum:
         raise ParseError(f"bad {name} {value[:40]!r}")
     return int(value)
 

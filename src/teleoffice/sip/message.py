@@ -32,6 +32,7 @@ from teleoffice.sip.headers import (
     Via,
     canonical_name,
     check_date,
+    is_decimal,
     parse_content_type,
     parse_cseq,
     parse_name_addr,
@@ -413,7 +414,7 @@ def _parse_start_line(line: str) -> Request | Response:
         reason = parts[2] if len(parts) == 3 else ""
         if version.upper() != SIP_VERSION:
             raise MessageParseError(f"unsupported version {version[:20]!r}", status=505)
-        if len(code) != 3 or not code.isdigit() or not 100 <= int(code) <= 699:
+        if len(code) != 3 or not is_decimal(code) or not 100 <= int(code) <= 699:
             raise MessageParseError(f"bad status code {code[:20]!r}")
         return Response(int(code), reason)
     # Request-Line = Method SP Request-URI SP SIP-Version: exactly one SP between

@@ -57,7 +57,7 @@ from teleoffice.sip.digest import (
     parse_auth_params,
 )
 from teleoffice.sip.errors import LocalProtocolError, ParseError
-from teleoffice.sip.headers import NameAddr, Via, parse_uint
+from teleoffice.sip.headers import NameAddr, Via, is_decimal, parse_uint
 from teleoffice.sip.message import Request, Response
 from teleoffice.sip.transaction import Address
 from teleoffice.sip.uri import SipUri
@@ -332,7 +332,7 @@ class RegistrationClient:
             mine = contacts
         for contact in mine:
             value = contact.param("expires")
-            if value is not None and value.isdigit():
+            if value is not None and is_decimal(value):
                 return int(value)
         try:
             header = response.expires
@@ -433,7 +433,7 @@ def _retry_after(response: Response) -> float | None:
     if raw is None:
         return None
     digits = raw.strip().split(";")[0].split("(")[0].strip()
-    return float(digits) if digits.isdigit() else None
+    return float(digits) if is_decimal(digits) else None
 
 
 def _where(address: Address) -> str:

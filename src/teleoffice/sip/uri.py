@@ -79,9 +79,11 @@ def parse_host_port(text: str) -> tuple[str, int | None]:
             raise ParseError(f"bad host {host!r}")
     if not rest:
         return host, None
-    if not rest.startswith(":") or not rest[1:].isdigit() or len(rest) > 6:
+    port_text = rest[1:]
+    ascii_digits = port_text.isascii() and port_text.isdigit()
+    if not rest.startswith(":") or not ascii_digits or len(rest) > 6:
         raise ParseError(f"bad port in {text!r}")
-    port = int(rest[1:])
+    port = int(port_text)
     if not 0 < port <= 65535:
         raise ParseError(f"port {port} out of range")
     return host, port
