@@ -140,7 +140,10 @@ async def _measure(server: Server, trunk_port: int, count: int, drain: float) ->
 def memory_per_call(ctx: Context) -> dict[str, Any]:
     count = ctx.profile.active_calls
     trunk_port = ctx.trunk_port
-    server = ctx.start_server("memory-calls", env=RTP_PORTS)
+    # What is measured is memory, not admission: lift the total-calls limit
+    # (max_calls, 2000 by default) well above the calls this run holds up.
+    env = {**RTP_PORTS, "TELEOFFICE_MAX_CALLS": str(max(2 * count, 10))}
+    server = ctx.start_server("memory-calls", env=env)
     try:
         ctx.log(f"  {count} calls up at once, twice")
         result = asyncio.run(_measure(server, trunk_port, count, ctx.profile.drain_timeout))
