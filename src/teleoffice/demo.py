@@ -69,12 +69,14 @@ def seed(session_factory: Sessions, settings: Settings) -> list[str]:
         )
         if demo.login_code:
             codes.set_login_code(demo.username, demo.login_code)
-    base = f"http://{_display_host(settings.http_host)}:{settings.http_port}"
+    scheme = "https" if settings.portal_tls and settings.tls_cert_file is not None else "http"
+    base = f"{scheme}://{_display_host(settings.http_host)}:{settings.http_port}"
     health = f"{base}/healthz"
     registrar = f"{_display_host(settings.domain)}:{settings.sip_port}"
     lines = [
         "Demo directory created (these passwords are public: do not expose this server).",
-        f"Portal API logins (POST {base}/api/login; API reference at {base}/docs):",
+        f"Portal: open {base}/ in a browser and sign in as (the same logins work for the",
+        f"API: POST {base}/api/login; API reference at {base}/docs):",
     ]
     lines += [
         f"  {d.username:<6} / {d.password:<6}  {d.display_name}, extension {d.extension}"
@@ -82,7 +84,8 @@ def seed(session_factory: Sessions, settings: Settings) -> list[str]:
         for d in DEMO_USERS
     ]
     lines += [
-        f"Phones: register to {registrar} (UDP or TCP), realm {settings.realm!r}, with",
+        f"Phones: register to {registrar} (UDP or TCP; TLS on port {settings.sip_tls_port} "
+        f"when enabled), realm {settings.realm!r}, with",
     ]
     lines += [
         f"  user {d.extension}  password {d.sip_password}  ({d.username})" for d in DEMO_USERS
