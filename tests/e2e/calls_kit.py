@@ -129,6 +129,36 @@ def analyse_wav(path: Path, candidates: Sequence[float], skip: float = 0.5) -> T
     )
 
 
+def heard_tones(phone: Phone, tones: Sequence[float], timeout: float = 5.0) -> ToneReport:
+    """What `phone` recorded of the far end, measured for `tones`, once complete."""
+    path = phone.recording("dec", timeout)
+    reports: list[ToneReport] = []
+
+    def complete() -> bool:
+        # sndfile fills in the WAV header's sizes when the call's audio stops.
+        try:
+            reports.append(analyse_wav(path, tones))
+        except (EOFError, wave.Error):
+            return False
+        return reports[-1].seconds >= 2.0
+
+    wait_until(complete, timeout, interval=0.2)
+    assert reports, f"{path} never became a readable WAV"
+    return reports[-1]
+
+
+def assert_only_tone(report: ToneReport, freq: float, tones: Sequence[float]) -> None:
+    """At least 2 s of `freq` and practically none of the other `tones`."""
+    assert report.seconds >= 2.0, f"recording too short: {report}"
+    # Not silence: the test tones are sent at amplitude 8000 (rms about 5600).
+    assert report.rms > 2000, f"no sound: {report}"
+    assert report.dominant == freq, f"expected {freq:g} Hz: {report}"
+    assert report.share(freq) > 0.6, f"{freq:g} Hz is not most of the sound: {report}"
+    for other in tones:
+        if other != freq:
+            assert report.share(other) < 0.05, f"{other:g} Hz leaked in: {report}"
+
+
 # --- baresip -----------------------------------------------------------------------
 
 # Long enough for any call of these tests: the call ends when the file does.
@@ -690,6 +720,49 @@ class CallLab:
         result = runner.run("register", service=user, auth=(user, password))
         if result.returncode != 0 or [r.status for r in result.responses] != [401, 200]:
             raise HarnessError(f"registering {user} from port {port} failed\n{result.describe()}")
+
+    def alice_calls_bob(
+        self,
+        server: Server,
+        *,
+        talk_ms: int,
+        timeout: float,
+        calls: int = 1,
+        rate: float | None = None,
+        limit: int | None = None,
+        trace_msg: bool = True,
+        extra: Sequence[str] = (),
+    ) -> tuple[SippProcess, SippProcess]:
+        """sipp calls from alice (201, digest) to bob (202, a sipp UAS registered
+        from its own port that answers every call): (alice, bob). Bob is started
+        and listening; alice is created but not started, so the test chooses when."""
+        bob_port = free_port()
+        self.register_sipp(server, bob_port, "202", "secret202")
+        bob = self.sipp(
+            "call_uas_answer",
+            server,
+            port=bob_port,
+            service="202",
+            calls=calls,
+            timeout=timeout,
+            trace_msg=trace_msg,
+            extra=extra,
+        ).start()
+        time.sleep(0.3)  # let the UAS open its socket
+        alice = self.sipp(
+            "call_uac",
+            server,
+            auth=("201", "secret201"),
+            keys={"callee": "202"},
+            calls=calls,
+            rate=rate,
+            limit=limit,
+            duration_ms=talk_ms,
+            timeout=timeout,
+            trace_msg=trace_msg,
+            extra=extra,
+        )
+        return alice, bob
 
     def assert_idle(self, server: Server, timeout: float = 10.0) -> None:
         """No call, leg, dialog or media left; no traceback in the log."""

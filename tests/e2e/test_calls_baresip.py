@@ -11,7 +11,6 @@ dialog or media port is left afterwards, and leaves the server to the module's
 from __future__ import annotations
 
 import time
-import wave
 from pathlib import Path
 
 import pytest
@@ -21,9 +20,9 @@ from tests.e2e.calls_kit import (
     CallLab,
     LoggedCall,
     Phone,
-    ToneReport,
-    analyse_wav,
+    assert_only_tone,
     event_reason,
+    heard_tones,
     status_in,
     wait_for_log,
 )
@@ -52,34 +51,6 @@ def only_call(server: Server) -> LoggedCall:
     return rows[0]
 
 
-def heard(phone: Phone, timeout: float = 5.0) -> ToneReport:
-    """What the phone recorded of the far end, once the recording is complete."""
-    path = phone.recording("dec", timeout)
-    reports: list[ToneReport] = []
-
-    def complete() -> bool:
-        # sndfile fills in the WAV header's sizes when the call's audio stops.
-        try:
-            reports.append(analyse_wav(path, TONES))
-        except (EOFError, wave.Error):
-            return False
-        return reports[-1].seconds >= 2.0
-
-    wait_until(complete, timeout, interval=0.2)
-    assert reports, f"{path} never became a readable WAV"
-    return reports[-1]
-
-
-def assert_tone(report: ToneReport, freq: float) -> None:
-    other = next(f for f in TONES if f != freq)
-    assert report.seconds >= 2.0, f"recording too short: {report}"
-    # Not silence: the tones are sent at amplitude 8000 (rms about 5600).
-    assert report.rms > 2000, f"no sound: {report}"
-    assert report.dominant == freq, f"expected {freq:g} Hz: {report}"
-    assert report.share(freq) > 0.6, f"{freq:g} Hz is not most of the sound: {report}"
-    assert report.share(other) < 0.05, f"{other:g} Hz leaked in: {report}"
-
-
 def test_two_phones_hear_each_other(lab: CallLab, tmp_path: Path) -> None:
     server = lab.server()
     alice = lab.phone(audio_source=write_tone(tmp_path / "600.wav", ALICE_TONE, 10), record=True)
@@ -96,8 +67,8 @@ def test_two_phones_hear_each_other(lab: CallLab, tmp_path: Path) -> None:
     for phone in (alice, bob):
         assert phone.wait_for("CALL_CLOSED", 5) is not None, phone.call_events()
 
-    assert_tone(heard(bob), ALICE_TONE)
-    assert_tone(heard(alice), BOB_TONE)
+    assert_only_tone(heard_tones(bob, TONES), ALICE_TONE, TONES)
+    assert_only_tone(heard_tones(alice, TONES), BOB_TONE, TONES)
     lab.assert_idle(server)
     call = only_call(server)
     assert (call.caller_number, call.callee_number, call.outcome) == ("201", "202", "answered")

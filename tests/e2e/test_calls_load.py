@@ -15,7 +15,6 @@ from pathlib import Path
 
 import pytest
 
-from teleoffice.bench.processes import free_port
 from tests.e2e.calls_kit import DRAIN_SECONDS, CallLab, Drainer, counters, wait_idle
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e")]
@@ -41,29 +40,13 @@ def lab(request: pytest.FixtureRequest, tmp_path: Path, seeded_data: Path) -> It
 def test_a_thousand_calls_leave_nothing_behind(lab: CallLab) -> None:
     # Room for every concurrent call (two RTP ports plus their RTCP neighbours each).
     server = lab.server(rtp_ports=8 * CONCURRENT)
-    bob_port = free_port()
-    lab.register_sipp(server, bob_port, "202", "secret202")
-    bob = lab.sipp(
-        "call_uas_answer",
+    alice, bob = lab.alice_calls_bob(
         server,
-        port=bob_port,
-        service="202",
-        calls=CALLS,
-        timeout=80,
-        trace_msg=False,
-    ).start()
-    time.sleep(0.3)  # let the UAS open its socket
-
-    alice = lab.sipp(
-        "call_uac",
-        server,
-        auth=("201", "secret201"),
-        keys={"callee": "202"},
         calls=CALLS,
         rate=RATE,
         limit=CONCURRENT,
-        duration_ms=TALK_MS,
-        timeout=75,
+        talk_ms=TALK_MS,
+        timeout=80,
         trace_msg=False,
     )
     started = time.monotonic()

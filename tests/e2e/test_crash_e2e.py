@@ -113,30 +113,17 @@ def bindings_of(server: Server, port: int) -> list[str]:
 
 def test_kill_9_under_call_load(lab: CallLab) -> None:
     server = lab.server(rtp_ports=8 * LOAD_LIMIT)
-    bob_port = free_port()
-    lab.register_sipp(server, bob_port, "202", "secret202")
-    bob = lab.sipp(
-        "call_uas_answer",
+    alice, bob = lab.alice_calls_bob(
         server,
-        port=bob_port,
-        service="202",
-        calls=LOAD_CALLS,
-        timeout=40,
-        trace_msg=False,
-    ).start()
-    time.sleep(0.3)  # let the UAS open its socket
-    alice = lab.sipp(
-        "call_uac",
-        server,
-        auth=("201", "secret201"),
-        keys={"callee": "202"},
         calls=LOAD_CALLS,
         rate=LOAD_RATE,
         limit=LOAD_LIMIT,
-        duration_ms=TALK_MS,
+        talk_ms=TALK_MS,
         timeout=40,
         trace_msg=False,
-    ).start()
+    )
+    bob_port = bob.port
+    alice.start()
 
     def loaded() -> bool:
         # Calls up, some of them already in the call log (written every 0.2 s),

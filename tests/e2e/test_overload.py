@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from teleoffice.bench.processes import free_port, wait_until
+from teleoffice.bench.processes import wait_until
 from tests.e2e.calls_kit import DEFAULT_OVERLOAD, CallLab, Drainer, counters
 from tests.e2e.harness import Sipp, options
 
@@ -51,22 +51,9 @@ def flood_counts(rundir: Path) -> dict[str, int]:
 
 def test_register_flood_is_shed_calls_survive_and_the_server_recovers(lab: CallLab) -> None:
     server = lab.server(env=DEFAULT_OVERLOAD)
-    bob_port = free_port()
-    lab.register_sipp(server, bob_port, "202", "secret202")
     long_wait = ["-recv_timeout", "60000"]  # the UAS waits 25 s for the BYE
-    bob = lab.sipp(
-        "call_uas_answer", server, port=bob_port, service="202", timeout=50, extra=long_wait
-    ).start()
-    time.sleep(0.3)  # let the UAS open its socket
-    alice = lab.sipp(
-        "call_uac",
-        server,
-        auth=("201", "secret201"),
-        keys={"callee": "202"},
-        duration_ms=TALK_MS,
-        timeout=50,
-        extra=long_wait,
-    ).start()
+    alice, bob = lab.alice_calls_bob(server, talk_ms=TALK_MS, timeout=50, extra=long_wait)
+    alice.start()
     assert wait_until(lambda: counters(server)["calls"] == 1, 5), counters(server)
     time.sleep(1.0)  # answered and ACKed before the flood starts
 

@@ -20,7 +20,6 @@ import socket
 import ssl
 import time
 import urllib.request
-import wave
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +27,7 @@ import pytest
 
 from teleoffice.bench.processes import LOOPBACK, free_port, wait_until
 from teleoffice.transport.tls import certificate_hosts, ensure_self_signed
-from tests.e2e.calls_kit import CallLab, Phone, ToneReport, analyse_wav, wait_for_log
+from tests.e2e.calls_kit import CallLab, Phone, assert_only_tone, heard_tones, wait_for_log
 from tests.e2e.harness import HarnessError, Server, write_tone
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e")]
@@ -140,31 +139,6 @@ def tls_server(lab: CallLab, cert: tuple[Path, Path]) -> tuple[Server, int]:
     return server, tls_port
 
 
-def heard(phone: Phone, timeout: float = 5.0) -> ToneReport:
-    path = phone.recording("dec", timeout)
-    reports: list[ToneReport] = []
-
-    def complete() -> bool:
-        try:
-            reports.append(analyse_wav(path, TONES))
-        except (EOFError, wave.Error):
-            return False
-        return reports[-1].seconds >= 2.0
-
-    wait_until(complete, timeout, interval=0.2)
-    assert reports, f"{path} never became a readable WAV"
-    return reports[-1]
-
-
-def assert_tone(report: ToneReport, freq: float) -> None:
-    other = next(f for f in TONES if f != freq)
-    assert report.seconds >= 2.0, f"recording too short: {report}"
-    assert report.rms > 2000, f"no sound: {report}"
-    assert report.dominant == freq, f"expected {freq:g} Hz: {report}"
-    assert report.share(freq) > 0.6, f"{freq:g} Hz is not most of the sound: {report}"
-    assert report.share(other) < 0.05, f"{other:g} Hz leaked in: {report}"
-
-
 def sdp_of(message: str) -> str:
     return message.replace("\r\n", "\n").partition("\n\n")[2]
 
@@ -220,8 +194,8 @@ def test_two_phones_register_over_tls_and_talk_with_srtp(
 
     alice.call("202", tls_port, tls=True)
     talk(alice, bob)
-    assert_tone(heard(bob), ALICE_TONE)
-    assert_tone(heard(alice), BOB_TONE)
+    assert_only_tone(heard_tones(bob, TONES), ALICE_TONE, TONES)
+    assert_only_tone(heard_tones(alice, TONES), BOB_TONE, TONES)
 
     # What each phone received from teleoffice: SRTP offers and answers.
     [invite_to_bob] = received(bob, "INVITE ")
@@ -262,8 +236,8 @@ def test_a_plain_rtp_phone_calls_an_srtp_phone(
 
     alice.call("202", server.sip_port, tls=False)
     talk(alice, bob)
-    assert_tone(heard(bob), ALICE_TONE)
-    assert_tone(heard(alice), BOB_TONE)
+    assert_only_tone(heard_tones(bob, TONES), ALICE_TONE, TONES)
+    assert_only_tone(heard_tones(alice, TONES), BOB_TONE, TONES)
 
     [invite_to_bob] = received(bob, "INVITE ")
     assert audio_proto(sdp_of(invite_to_bob)) == "RTP/SAVP"
