@@ -64,7 +64,6 @@ from teleoffice.store.repos import (
     AccountRepo,
     CallLogRepo,
     DidRepo,
-    NotFound,
     RegistrationRepo,
     RestrictionRepo,
     StoredBinding,
@@ -143,34 +142,7 @@ def log_calls(repo: CallLogRepo) -> Callable[[list[CallRecord]], None]:
 
     def write(records: list[CallRecord]) -> None:
         latest = {r.call_id: r for r in records}
-        for record in latest.values():
-            entry = to_log_entry(record)
-            try:
-                repo.get(entry.call_id)
-            except NotFound:
-                repo.start(entry)
-                continue
-            changes = {
-                name: getattr(entry, name)
-                for name in (
-                    "ringing_at",
-                    "answered_at",
-                    "callee_name",
-                    "route",
-                    "trunk",
-                    "callee_user",
-                    "direction",
-                )
-            }
-            repo.update(entry.call_id, **changes)
-            if entry.outcome is not None and entry.ended_at is not None:
-                repo.finish(
-                    entry.call_id,
-                    outcome=entry.outcome,
-                    ended_at=entry.ended_at,
-                    status=entry.status,
-                    ended_by=entry.ended_by,
-                )
+        repo.record_all([to_log_entry(record) for record in latest.values()])
 
     return write
 

@@ -13,7 +13,15 @@ from teleoffice.app import Application, log_calls, to_log_entry
 from teleoffice.calls.engine import CallRecord as EngineRecord
 from teleoffice.calls.engine import CallState, Direction, Party
 from teleoffice.config import load_settings
-from teleoffice.store import CallDirection, CallLogRepo, CallOutcome, CallRecord, Sessions
+from teleoffice.store import (
+    CallDirection,
+    CallLogRepo,
+    CallOutcome,
+    CallRecord,
+    InvalidInput,
+    NotFound,
+    Sessions,
+)
 from teleoffice.store.repos import EndedBy
 
 T0 = datetime(2025, 3, 1, 9, 30, tzinfo=UTC)
@@ -136,3 +144,52 @@ def test_every_outcome_of_the_engine_reaches_the_log(calls: CallLogRepo) -> None
     stored = {c.call_id: c for c in calls.recent()}
     assert {str(c.outcome) for c in stored.values()} == set(ENGINE_OUTCOMES)
     assert stored["c-declined"].outcome is CallOutcome.DECLINED
+
+
+def test_a_batch_of_snapshots_is_written_in_one_go(calls: CallLogRepo) -> None:
+    # What the server writes every 0.2 s: new calls whole, known calls' progress,
+    # and ends, the first end winning.
+    calls.start(logged("known"))
+    calls.start(logged("ended"))
+    first_end = calls.finish(
+        "ended", outcome=CallOutcome.BUSY, ended_at=T0 + timedelta(seconds=2), status=486
+    )
+    answered = T0 + timedelta(seconds=5)
+    calls.record_all(
+        [
+            logged("new", ringing_at=T0 + timedelta(seconds=1)),
+            logged(
+                "known",
+                answered_at=answered,
+                route="extension 202, then voicemail",
+                outcome=CallOutcome.ANSWERED,
+                ended_at=T0 + timedelta(seconds=60),
+                status=200,
+                ended_by=EndedBy.CALLER,
+            ),
+            logged(
+                "ended",
+                outcome=CallOutcome.ANSWERED,
+                ended_at=T0 + timedelta(seconds=9),
+                status=200,
+            ),
+        ]
+    )
+    assert calls.get("new").ringing_at == T0 + timedelta(seconds=1)
+    assert not calls.get("new").finished
+    known = calls.get("known")
+    assert (known.answered_at, known.route, known.outcome, known.ended_by) == (
+        answered,
+        "extension 202, then voicemail",
+        CallOutcome.ANSWERED,
+        EndedBy.CALLER,
+    )
+    assert calls.get("ended") == first_end
+    calls.record_all([])  # nothing to write is no error
+
+
+def test_a_bad_entry_leaves_the_whole_batch_unwritten(calls: CallLogRepo) -> None:
+    with pytest.raises(InvalidInput):
+        calls.record_all([logged("good"), logged("bad", direction="sideways")])
+    with pytest.raises(NotFound):
+        calls.get("good")
