@@ -76,9 +76,11 @@ async def phone(host: str = HOST) -> Phone:
 
 
 @contextlib.asynccontextmanager
-async def call(block: int) -> AsyncIterator[tuple[MediaEngine, MediaSession, Phone, Phone]]:
+async def call(
+    block: int, *, base: int = 40000
+) -> AsyncIterator[tuple[MediaEngine, MediaSession, Phone, Phone]]:
     """An engine on its own port block, one session, phones a and b connected to it."""
-    low = 40000 + 40 * block
+    low = base + 40 * block
     engine = MediaEngine(HOST, low, low + 39)
     session = await engine.create_session()
     phone_a, phone_b = await phone(), await phone()

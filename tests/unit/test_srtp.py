@@ -11,12 +11,11 @@ import itertools
 import wave
 from collections.abc import AsyncIterator, Callable, Coroutine
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import pytest
 
 from teleoffice.media.analysis import dominant_frequency
-from teleoffice.media.engine import MediaEngine
 from teleoffice.media.g711 import ulaw_encode
 from teleoffice.media.rtp import RtpPacket, parse_rtp
 from teleoffice.media.session import MediaSession
@@ -53,6 +52,7 @@ from teleoffice.sip.sdp import (
     parse_sdp,
     with_crypto,
 )
+from tests.unit.test_media_session import HOST, Phone, call, phone
 
 KEY30 = bytes(range(30))
 KEY30_B64 = base64.b64encode(KEY30).decode()
@@ -413,7 +413,6 @@ def test_keys_of_the_wrong_length_are_refused() -> None:
 
 # --- a media session terminating SRTP on side "a" ---------------------------------------
 
-HOST = "127.0.0.1"
 SUITE = Suite.AES_CM_128_HMAC_SHA1_80
 
 
@@ -421,55 +420,13 @@ def run(main: Callable[[], Coroutine[Any, Any, None]]) -> None:
     asyncio.run(asyncio.wait_for(main(), 10.0))
 
 
-class Phone(asyncio.DatagramProtocol):
-    def __init__(self) -> None:
-        self.queue: asyncio.Queue[bytes] = asyncio.Queue()
-        self.transport: asyncio.DatagramTransport | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = cast(asyncio.DatagramTransport, transport)
-
-    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
-        self.queue.put_nowait(data)
-
-    @property
-    def port(self) -> int:
-        assert self.transport is not None
-        return int(self.transport.get_extra_info("sockname")[1])
-
-    def send(self, data: bytes, port: int) -> None:
-        assert self.transport is not None
-        self.transport.sendto(data, (HOST, port))
-
-    async def receive(self, count: int) -> list[bytes]:
-        return [await asyncio.wait_for(self.queue.get(), 2.0) for _ in range(count)]
-
-
-async def new_phone() -> Phone:
-    loop = asyncio.get_running_loop()
-    _, protocol = await loop.create_datagram_endpoint(Phone, local_addr=(HOST, 0))
-    return protocol
-
-
 @contextlib.asynccontextmanager
 async def secure_call(block: int) -> AsyncIterator[tuple[MediaSession, Phone, Phone, SrtpKeys]]:
     """Side "a" is an SRTP leg, side "b" plain; ports 46000 and up (own block)."""
-    low = 46000 + 40 * block
-    engine = MediaEngine(HOST, low, low + 39)
-    session = await engine.create_session()
-    phone_a, phone_b = await new_phone(), await new_phone()
-    session.set_remote("a", HOST, phone_a.port)
-    session.set_remote("b", HOST, phone_b.port)
-    keys = SrtpKeys(SUITE, send=new_master_key(SUITE), receive=new_master_key(SUITE))
-    session.set_srtp("a", keys)
-    try:
+    async with call(block, base=46000) as (_engine, session, phone_a, phone_b):
+        keys = SrtpKeys(SUITE, send=new_master_key(SUITE), receive=new_master_key(SUITE))
+        session.set_srtp("a", keys)
         yield session, phone_a, phone_b, keys
-    finally:
-        for p in (phone_a, phone_b):
-            assert p.transport is not None
-            p.transport.close()
-        engine.close()
-        assert engine.ports_in_use == 0
 
 
 async def until(condition: Callable[[], bool]) -> None:
@@ -516,7 +473,7 @@ def test_packets_that_fail_authentication_are_dropped_and_do_not_move_the_latch(
             phone_a.send(a_sender.protect(rtp(1)), session.local_port("a"))
             assert await phone_b.receive(1) == [rtp(1)]
             # An intruder on the phone's IP address, with plain RTP or a wrong key.
-            intruder = await new_phone()
+            intruder = await phone()
             intruder.send(rtp(2), session.local_port("a"))
             wrong = SrtpSender(SUITE, new_master_key(SUITE))
             intruder.send(wrong.protect(rtp(3)), session.local_port("a"))
