@@ -26,19 +26,23 @@ teleoffice PBX.
 
 **Portal API** (under `/api`, JSON). Log in with `POST /api/login`; send the
 returned token as `Authorization: Bearer <token>` (browsers get an HttpOnly
-session cookie instead). Every endpoint but `/api/login`, `/healthz` and
-`/metrics` needs a login; `/api/admin/...` needs an administrator.
+session cookie instead; a write authenticated by that cookie must also send
+`X-Teleoffice-CSRF: 1` from the same site). Every endpoint but `/api/login`,
+`/healthz`, `/metrics` and the browser portal's pages (`/`, `/static/...`) needs
+a login; `/api/admin/...` needs an administrator.
 
 Errors are `{"error": {"code": ..., "message": ...}}` with a fitting status:
 401 not logged in, 403 forbidden, 404 not found, 409 state conflict, 422 bad
-input (nothing was changed), 429 too many login attempts (see Retry-After).
+input (nothing was changed), 429 too many login attempts or requests (see
+Retry-After), 503 the PBX is at its total call limit.
 
 **Live events**: WebSocket `/api/events` with the token as `?token=` or the
 cookie. The first message is `{"type": "hello", "user", "state"}`; events
 follow as JSON objects with a `type`. The server pings (`{"type": "ping"}`)
 and expects a message back within two ping intervals. Close codes: 4401 not
-logged in or session ended, 4408 no answer to pings, 4429 fell behind (too
-many unread events; reconnect for a fresh state).
+logged in or session ended, 4408 no answer to pings, 4409 too many connections
+for this user, 4429 fell behind (too many unread events; reconnect for a fresh
+state).
 """
 
 
